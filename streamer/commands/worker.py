@@ -1,0 +1,17 @@
+"""`streamer worker`: not built yet."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "worker (not built yet)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    print("streamer worker is not built yet", file=sys.stderr)
+    return 2
