@@ -1,17 +1,65 @@
-"""`streamer report`: not built yet."""
+"""`streamer report`: events (JSONL files, `-` for stdin) in, the interval report out."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 
-HELP = "report (not built yet)"
+HELP = "offline report: JSONL events in, per-queue totals and intervals out (same core as the worker)"
+DESCRIPTION = """\
+Read schema-v1 events (one JSON object per line) from FILEs, or stdin for `-`, and print per queue the
+totals over the whole input and every interval (15/30/60 minutes in the queue's time zone).
+Invalid lines, duplicates, impossible transitions and late events are skipped and counted on stderr.
+Exit status: 0, or 1 with --strict when any line was skipped, 2 for a bad command line or config."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("files", nargs="+", metavar="FILE", help="JSONL event files; `-` reads stdin")
+    parser.add_argument("--format", choices=("json", "csv"), default="json", help="output format (default json)")
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file (default: $STREAMER_CONFIG)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when any line was skipped")
+    parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+
+
+def _lines(paths: list[str]) -> Iterator[bytes]:
+    for path in paths:
+        if path == "-":
+            yield from sys.stdin.buffer
+        else:
+            with open(path, "rb") as handle:
+                yield from handle
 
 
 def run(args: argparse.Namespace) -> int:
-    print("streamer report is not built yet", file=sys.stderr)
-    return 2
+    import orjson
+
+    from streamer.core.config import ConfigError, load_config
+    from streamer.core.report import Report
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"streamer report: {exc}", file=sys.stderr)
+        return 2
+    report = Report(config)
+    try:
+        report.add_lines(_lines(args.files))
+    except OSError as exc:
+        print(f"streamer report: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        text = orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n"
+    else:
+        text = report.to_csv()
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+    skipped = report.skipped
+    if skipped:
+        total = sum(skipped.values())
+        detail = ", ".join(f"{key} {n}" for key, n in skipped.items())
+        print(f"streamer report: skipped {total} event(s): {detail}", file=sys.stderr)
+    return 1 if args.strict and skipped else 0

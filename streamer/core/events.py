@@ -1,0 +1,244 @@
+"""Schema v1 call-lifecycle events: parsing and validation into a typed `Event`.
+
+Parsing is the only place that decides whether a record is acceptable; everything downstream trusts an
+`Event`. Each rejection carries a short machine reason (a metric label and a dead-letter field) and a
+human detail.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+
+SCHEMA_VERSION = 1
+
+CALL_ENQUEUED = "call.enqueued"
+CALL_ANSWERED = "call.answered"
+CALL_ABANDONED = "call.abandoned"
+CALL_DEQUEUED = "call.dequeued"
+CALL_COMPLETED = "call.completed"
+CALLBACK_REQUESTED = "callback.requested"
+CALLBACK_CONNECTED = "callback.connected"
+CALLBACK_FAILED = "callback.failed"
+AGENT_STATE = "agent.state"
+
+CALL_TYPES = frozenset(
+    {
+        CALL_ENQUEUED,
+        CALL_ANSWERED,
+        CALL_ABANDONED,
+        CALL_DEQUEUED,
+        CALL_COMPLETED,
+        CALLBACK_REQUESTED,
+        CALLBACK_CONNECTED,
+        CALLBACK_FAILED,
+    }
+)
+EVENT_TYPES = CALL_TYPES | {AGENT_STATE}
+
+DEQUEUE_REASONS = frozenset({"overflow", "transfer", "timeout", "keypress", "other"})
+CALLBACK_MODES = frozenset({"keep_position", "scheduled"})
+AGENT_STATES = frozenset({"available", "busy", "wrap_up", "away", "logged_out"})
+
+# Bounds that keep one record from costing more than it is worth: ids and names are short in every
+# ACD, and a timestamp outside these years is a producer bug, not a call.
+MAX_RECORD_BYTES = 64 * 1024
+MAX_ID_CHARS = 256
+MAX_QUEUE_CHARS = 128
+MAX_AGENT_QUEUES = 256
+MIN_TS_MS = 0  # 1970-01-01
+MAX_TS_MS = 4102444800000  # 2100-01-01
+MAX_DURATION_SECONDS = 7 * 86400.0
+
+
+class InvalidEvent(ValueError):
+    """A record that is not a valid schema-v1 event; `reason` is a short stable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    event_id: str
+    type: str
+    ts: int  # epoch milliseconds, UTC
+    call_id: str | None = None
+    queue: str | None = None
+    agent_id: str | None = None
+    tenant: str | None = None
+    customer_id: str | None = None
+    reason: str | None = None  # call.dequeued
+    to_queue: str | None = None  # call.dequeued
+    mode: str | None = None  # callback.requested
+    state: str | None = None  # agent.state
+    queues: tuple[str, ...] | None = None  # agent.state
+    talk_seconds: float | None = None  # call.completed
+    hold_seconds: float | None = None
+    wrap_seconds: float | None = None
+
+    @property
+    def key(self) -> str:
+        """The Kafka key of this event: the call, or the agent for agent events."""
+        return self.call_id if self.call_id is not None else (self.agent_id or "")
+
+
+def parse_ts(value: Any) -> int:
+    """An RFC 3339 string with an offset, or integer epoch milliseconds, as epoch milliseconds."""
+    if isinstance(value, bool):
+        raise InvalidEvent("wrong_type", "ts must be an RFC 3339 string or integer epoch milliseconds")
+    if isinstance(value, int):
+        ms = value
+    elif isinstance(value, str):
+        ms = _parse_rfc3339(value)
+    else:
+        raise InvalidEvent("wrong_type", "ts must be an RFC 3339 string or integer epoch milliseconds")
+    if not MIN_TS_MS <= ms < MAX_TS_MS:
+        raise InvalidEvent("bad_time", f"ts {value!r} is outside 1970..2099")
+    return ms
+
+
+def _parse_rfc3339(text: str) -> int:
+    if len(text) > 40 or "T" not in text.upper():
+        raise InvalidEvent("bad_time", f"ts {text[:40]!r} is not an RFC 3339 date-time")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidEvent("bad_time", f"ts {text!r} is not an RFC 3339 date-time") from None
+    if moment.tzinfo is None:
+        raise InvalidEvent("bad_time", f"ts {text!r} has no UTC offset (add Z or +hh:mm)")
+    # Integer arithmetic keeps milliseconds exact; microseconds beyond them are dropped on purpose.
+    delta = moment - _EPOCH
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+
+def decode(raw: bytes | str) -> dict[str, Any]:
+    """Decode one JSON record into a dict, or raise InvalidEvent."""
+    if len(raw) > MAX_RECORD_BYTES:
+        raise InvalidEvent("too_large", f"record of {len(raw)} bytes exceeds {MAX_RECORD_BYTES}")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent("invalid_json", str(exc)[:200]) from None
+    if not isinstance(data, dict):
+        raise InvalidEvent("wrong_type", f"an event is a JSON object, not {type(data).__name__}")
+    return data
+
+
+def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
+    """Validate one record (JSON text or an already decoded dict) into an `Event`."""
+    data = raw if isinstance(raw, dict) else decode(raw)
+    event_id = _text(data, "event_id", MAX_ID_CHARS, required=True)
+    etype = data.get("type")
+    if etype is None:
+        raise InvalidEvent("missing_field", "type is required")
+    if not isinstance(etype, str):
+        raise InvalidEvent("wrong_type", "type must be a string")
+    if etype not in EVENT_TYPES:
+        raise InvalidEvent("unknown_type", f"type {etype[:60]!r} is not a schema v1 event type")
+    if "ts" not in data:
+        raise InvalidEvent("missing_field", "ts is required")
+    ts = parse_ts(data["ts"])
+    is_call = etype in CALL_TYPES
+    fields: dict[str, Any] = {
+        "event_id": event_id,
+        "type": etype,
+        "ts": ts,
+        "call_id": _text(data, "call_id", MAX_ID_CHARS, required=is_call),
+        "queue": _queue(data, "queue", required=is_call),
+        "agent_id": _text(data, "agent_id", MAX_ID_CHARS, required=etype == AGENT_STATE),
+        "tenant": _text(data, "tenant", MAX_ID_CHARS),
+        "customer_id": _text(data, "customer_id", MAX_ID_CHARS),
+    }
+    if etype == CALL_DEQUEUED:
+        fields["reason"] = _choice(data, "reason", DEQUEUE_REASONS, default="other")
+        fields["to_queue"] = _queue(data, "to_queue")
+    elif etype == CALLBACK_REQUESTED:
+        fields["mode"] = _choice(data, "mode", CALLBACK_MODES, required=True)
+    elif etype == AGENT_STATE:
+        fields["state"] = _choice(data, "state", AGENT_STATES, required=True)
+        fields["queues"] = _queue_list(data)
+        fields["call_id"] = None
+    elif etype == CALL_COMPLETED:
+        for name in ("talk_seconds", "hold_seconds", "wrap_seconds"):
+            fields[name] = _duration(data, name)
+    return Event(**fields)
+
+
+def _text(data: dict[str, Any], name: str, limit: int, required: bool = False) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise InvalidEvent("missing_field", f"{name} is required")
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent("wrong_type", f"{name} must be a string")
+    if not value:
+        raise InvalidEvent("bad_value", f"{name} must not be empty")
+    if len(value) > limit:
+        raise InvalidEvent("too_large", f"{name} is longer than {limit} characters")
+    return value
+
+
+def _queue(data: dict[str, Any], name: str, required: bool = False) -> str | None:
+    value = _text(data, name, MAX_QUEUE_CHARS, required)
+    if value is not None and not value.isprintable():
+        # Control characters in a label break logs, terminals and some exposition parsers.
+        raise InvalidEvent("bad_queue", f"{name} contains control or non-printable characters")
+    return value
+
+
+def _choice(
+    data: dict[str, Any], name: str, allowed: frozenset[str], required: bool = False, default: str | None = None
+) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise InvalidEvent("missing_field", f"{name} is required")
+        return default
+    if not isinstance(value, str):
+        raise InvalidEvent("wrong_type", f"{name} must be a string")
+    if value not in allowed:
+        raise InvalidEvent("bad_value", f"{name} {value[:40]!r} is not one of {', '.join(sorted(allowed))}")
+    return value
+
+
+def _queue_list(data: dict[str, Any]) -> tuple[str, ...] | None:
+    value = data.get("queues")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(q, str) and q for q in value):
+        raise InvalidEvent("wrong_type", "queues must be a list of queue names")
+    if len(value) > MAX_AGENT_QUEUES:
+        raise InvalidEvent("too_large", f"queues lists more than {MAX_AGENT_QUEUES} queues")
+    for q in value:
+        if len(q) > MAX_QUEUE_CHARS or not q.isprintable():
+            raise InvalidEvent("bad_queue", "queues holds a name that is too long or not printable")
+    return tuple(value)
+
+
+def _duration(data: dict[str, Any], name: str) -> float | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidEvent("wrong_type", f"{name} must be a number of seconds")
+    if not math.isfinite(value) or value < 0 or value > MAX_DURATION_SECONDS:
+        raise InvalidEvent("bad_value", f"{name} must be between 0 and {MAX_DURATION_SECONDS:.0f} seconds")
+    return float(value)
+
+
+def format_ts(ms: int, tz: Any = None) -> str:
+    """Epoch milliseconds as RFC 3339 (in `tz`, UTC by default), milliseconds kept when non-zero."""
+    moment = (_EPOCH + timedelta(milliseconds=ms)).astimezone(tz or timezone.utc)
+    timespec = "milliseconds" if ms % 1000 else "seconds"
+    return moment.isoformat(timespec=timespec)

@@ -1,0 +1,112 @@
+"""The offline report: an event stream in, per-queue totals and closed intervals out.
+
+It runs the same `CallTracker` as stage 1 and the same counters as stage 2, streaming (memory grows
+with calls in flight and intervals, not with events), so a month of a large centre fits.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamer.core import counters
+from streamer.core import events as ev
+from streamer.core.config import Config
+from streamer.core.tracker import INVALID, PROCESSED, CallTracker
+from streamer.core.windows import fact_time, interval_end, interval_start
+
+
+@dataclass(slots=True)
+class QueueBook:
+    """One queue's counts: the whole input, and per interval start (epoch ms)."""
+
+    total: list[int] = field(default_factory=counters.empty)
+    intervals: dict[int, list[int]] = field(default_factory=dict)
+
+
+class Report:
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+        self.tracker = CallTracker(self.config)
+        self.queues: dict[str, QueueBook] = {}
+        self.results: Counter[tuple[str, str]] = Counter()
+
+    def add_line(self, line: bytes | str) -> None:
+        """Feed one JSONL line; blank lines are ignored, invalid ones counted by reason."""
+        if not line.strip():
+            return
+        try:
+            event = ev.parse_event(line)
+        except ev.InvalidEvent as exc:
+            self.results[(INVALID, exc.reason)] += 1
+            return
+        self.add_event(event)
+
+    def add_event(self, event: ev.Event) -> None:
+        outcome = self.tracker.process(event)
+        self.results[(outcome.result, outcome.reason)] += 1
+        if outcome.result == PROCESSED:
+            self._count(outcome.facts)
+        self._count(self.tracker.advance())
+
+    def add_lines(self, lines: Iterable[bytes | str]) -> None:
+        for line in lines:
+            self.add_line(line)
+
+    def _count(self, facts: list) -> None:
+        for fact in facts:
+            settings = self.config.for_queue(fact.queue)
+            book = self.queues.get(fact.queue)
+            if book is None:
+                book = self.queues[fact.queue] = QueueBook()
+            start = interval_start(fact_time(fact, settings), settings)
+            bucket = book.intervals.get(start)
+            if bucket is None:
+                bucket = book.intervals[start] = counters.empty()
+            counters.add_fact(bucket, fact, settings)
+            counters.add_fact(book.total, fact, settings)
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Events not counted, by `result:reason` (invalid, duplicate, rejected, late)."""
+        return {f"{result}:{reason}": n for (result, reason), n in sorted(self.results.items())
+                if result != PROCESSED}
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for queue in sorted(self.queues):
+            book = self.queues[queue]
+            settings = self.config.for_queue(queue)
+            intervals = []
+            for start in sorted(book.intervals):
+                block = {
+                    "start": ev.format_ts(start, settings.tz),
+                    "end": ev.format_ts(interval_end(start, settings), settings.tz),
+                }
+                block.update(counters.summary(book.intervals[start], settings))
+                intervals.append(block)
+            out[queue] = {"total": counters.summary(book.total, settings), "intervals": intervals}
+        return {"queues": out}
+
+    def to_csv(self) -> str:
+        """One row per queue and interval, then a `total` row per queue."""
+        keys = list(counters.REPORT_COUNT_KEYS + counters.EXTRA_COUNT_KEYS) + [
+            "service_level", "asa_seconds", "abandon_rate", "average_abandon_seconds",
+            "longest_answered_wait_seconds",
+        ]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["queue", "start", "end", *keys])
+        for queue, data in self.to_dict()["queues"].items():
+            for block in data["intervals"]:
+                writer.writerow([queue, block["start"], block["end"], *(_cell(block[k]) for k in keys)])
+            writer.writerow([queue, "total", "", *(_cell(data["total"][k]) for k in keys)])
+        return buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value

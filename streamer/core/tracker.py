@@ -1,0 +1,136 @@
+"""Tracks every call of a stream: admission, lateness, duplicates, expiry, forgetting finished calls.
+
+`CallTracker` is what stage 1 of the live pipeline and the offline report both run: events in, facts
+out. Its call store is any mutable mapping (a dict offline, a Faust table live, via a codec there),
+so both give the same numbers by construction. Time is stream time: the newest event time seen.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+
+from streamer.core import calls
+from streamer.core import events as ev
+from streamer.core.config import Config
+from streamer.core.windows import MINUTE_MS, interval_end, interval_start, is_late
+
+# Result kinds of one event (a metric label: callcenter_events_total{result=...}).
+PROCESSED = "processed"
+DUPLICATE = "duplicate"
+REJECTED = "rejected"
+LATE = "late"
+INVALID = "invalid"
+
+QUEUE_NOT_ALLOWED = "queue_not_allowed"
+TOO_MANY_QUEUES = "too_many_queues"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What became of one event: its result kind, the reason when not processed, and the facts."""
+
+    result: str
+    reason: str = ""
+    facts: list[calls.Fact] = field(default_factory=list)
+
+
+class CallTracker:
+    def __init__(self, config: Config, store: MutableMapping[str, calls.CallState] | None = None) -> None:
+        self.config = config
+        self.store: MutableMapping[str, calls.CallState] = {} if store is None else store
+        self.stream_time = 0
+        self.queues_seen: set[str] = set()
+        self._due: list[tuple[int, str]] = []
+        self._next_sweep = 0
+
+    def settings_for(self, queue: str):  # noqa: ANN201 - QueueSettings, kept short for the hot path
+        return self.config.for_queue(queue)
+
+    def process(self, event: ev.Event) -> Outcome:
+        """Apply one call event; agent events are not calls and are returned as processed, no facts."""
+        if event.type == ev.AGENT_STATE:
+            return Outcome(PROCESSED)
+        queue = event.queue or ""
+        settings = self.config.for_queue(queue)
+        if is_late(event.ts, self.stream_time, settings, self.config.limits.grace_ms):
+            return Outcome(LATE, LATE)
+        if event.type == ev.CALL_ENQUEUED:
+            refusal = self._admit(queue)
+            if refusal:
+                return Outcome(REJECTED, refusal)
+        state = self.store.get(event.call_id or "")
+        step = calls.apply(state, event, self.config.for_queue)
+        if step.rejected == calls.DUPLICATE:
+            return Outcome(DUPLICATE, calls.DUPLICATE)
+        if step.rejected:
+            return Outcome(REJECTED, step.rejected)
+        if step.state is not None:
+            self.store[step.state.call_id] = step.state
+            self._schedule(step.state)
+        if event.ts > self.stream_time:
+            self.stream_time = event.ts
+        return Outcome(PROCESSED, "", step.facts)
+
+    def advance(self) -> list[calls.Fact]:
+        """Expire calls past the maximum age and forget finished calls whose intervals have all closed.
+
+        Cheap to call after every event: it does work at most once per minute of stream time.
+        """
+        if self.stream_time < self._next_sweep:
+            return []
+        self._next_sweep = self.stream_time - self.stream_time % MINUTE_MS + MINUTE_MS
+        facts: list[calls.Fact] = []
+        max_age = self.config.limits.max_call_age_ms
+        while self._due and self._due[0][0] <= self.stream_time:
+            _, call_id = heapq.heappop(self._due)
+            state = self.store.get(call_id)
+            if state is None:
+                continue
+            if state.is_open:
+                step = calls.expire(state, self.stream_time, max_age)
+                if step.facts:
+                    facts.extend(step.facts)
+                    self.store[call_id] = step.state  # type: ignore[assignment]
+                    self._schedule(step.state)  # type: ignore[arg-type]
+            elif self._forget_at(state) <= self.stream_time:
+                del self.store[call_id]
+        return facts
+
+    def rebuild_schedule(self) -> None:
+        """Rebuild the in-memory deadlines from the store (after recovery of a persisted store)."""
+        self._due = []
+        for state in self.store.values():
+            self._schedule(state)
+            if state.queue:
+                self.queues_seen.add(state.queue)
+
+    def _schedule(self, state: calls.CallState) -> None:
+        if state.is_open:
+            due = state.enqueued_ts + self.config.limits.max_call_age_ms
+        else:
+            due = self._forget_at(state)
+        heapq.heappush(self._due, (due, state.call_id))
+
+    def _forget_at(self, state: calls.CallState) -> int:
+        # Once the intervals of a finished call's events have closed, any re-delivery of them is late
+        # and rejected as such, so the call's memory (its seen event ids) is no longer needed.
+        settings = self.config.for_queue(state.queue or "")
+        end = interval_end(interval_start(state.last_ts, settings), settings)
+        forget = end + self.config.limits.grace_ms
+        if state.answered:
+            # Talking: the completion may come long after the answer; wait for it up to the maximum age.
+            forget = max(forget, state.last_ts + self.config.limits.max_call_age_ms)
+        return forget
+
+    def _admit(self, queue: str) -> str:
+        if queue in self.queues_seen:
+            return ""
+        limits = self.config.limits
+        if limits.allowed_queues is not None and queue not in limits.allowed_queues:
+            return QUEUE_NOT_ALLOWED
+        if len(self.queues_seen) >= limits.max_queues:
+            return TOO_MANY_QUEUES
+        self.queues_seen.add(queue)
+        return ""
