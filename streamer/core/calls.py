@@ -121,9 +121,21 @@ SettingsFor = Callable[[str], QueueSettings]
 
 
 def apply(state: CallState | None, event: ev.Event, settings_for: SettingsFor) -> Step:
-    """Apply one call event to the call's state. Never mutates `state` when the event is rejected."""
+    """Apply one call event to the call's state. Never mutates `state`.
+
+    A rejected event changes no visit, but its id is remembered like any other: a redelivery is then a
+    duplicate, not judged again against a later state in which it might fit (a replay after a restart
+    must give the numbers of the first run).
+    """
     if state is not None and event.event_id in state.seen:
         return Step(state, rejected=DUPLICATE)
+    step = _transition(state, event, settings_for)
+    if step.rejected and state is not None:
+        step.state = _remember(state, event)
+    return step
+
+
+def _transition(state: CallState | None, event: ev.Event, settings_for: SettingsFor) -> Step:
     if event.type == ev.CALL_ENQUEUED:
         return _enqueue(state, event)
     if state is None:
@@ -135,6 +147,9 @@ def apply(state: CallState | None, event: ev.Event, settings_for: SettingsFor) -
             # The callback's visit already ended by policy (scheduled, removed, flowed out): a later
             # result is counted as a callback result but changes no queue outcome.
             return _callback_result_after_visit(state, event)
+        if event.type == ev.CALL_ABANDONED and state.callback is not None and event.queue == state.queue:
+            # The caller hangs up after a request that ended the visit by policy: expected, no outcome.
+            return Step(_copy(state, event))
         return Step(state, rejected=VISIT_ENDED)
     if event.queue != state.queue:
         return Step(state, rejected=WRONG_QUEUE)
@@ -216,6 +231,7 @@ def _callback_connected(state: CallState, event: ev.Event, settings: QueueSettin
         return Step(state, rejected=NO_CALLBACK)
     step = _end(state, event, ANSWERED, callback=state.callback)
     step.facts.insert(0, _fact(state, CALLBACK_CONNECTED, event.ts, callback=state.callback))
+    step.state.callback = None  # type: ignore[union-attr]  # one result per request
     return step
 
 
@@ -224,6 +240,7 @@ def _callback_failed(state: CallState, event: ev.Event, settings: QueueSettings)
         return Step(state, rejected=NO_CALLBACK)
     step = _end(state, event, ABANDONED, callback=state.callback)
     step.facts.insert(0, _fact(state, CALLBACK_FAILED, event.ts, callback=state.callback))
+    step.state.callback = None  # type: ignore[union-attr]  # one result per request
     return step
 
 
@@ -259,6 +276,13 @@ def _fact(state: CallState, kind: str, ts: int, callback: str | None = None, rea
     wait = None if kind in (ENTERED, DEQUEUED, EXPIRED, CALLBACK_REQUESTED, CALLBACK_CONNECTED,
                             CALLBACK_FAILED) else ts - state.enqueued_ts
     return Fact(kind, state.queue or "", state.visit_id, ts, state.enqueued_ts, wait, callback, reason)
+
+
+def _remember(state: CallState, event: ev.Event) -> CallState:
+    """`state` with the id of a rejected `event` added to the ids seen, and nothing else changed."""
+    new = _copy(state, None)
+    new.seen = [*state.seen[-(MAX_SEEN_EVENT_IDS - 1):], event.event_id]
+    return new
 
 
 def _copy(state: CallState, event: ev.Event | None) -> CallState:

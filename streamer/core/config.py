@@ -67,6 +67,7 @@ class Limits:
     max_queues: int = 1000
     max_call_age_seconds: float = 4 * 3600.0
     grace_seconds: float = 60.0
+    idle_seconds: float = 60.0
 
     @property
     def max_call_age_ms(self) -> int:
@@ -193,7 +194,7 @@ def _limits(table: Mapping[str, Any]) -> Limits:
         if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
             raise ConfigError(f"limits.max_queues = {raw!r}: must be a whole number of at least 1")
         values["max_queues"] = raw
-    for key, low in (("max_call_age_seconds", 60.0), ("grace_seconds", 0.0)):
+    for key, low in (("max_call_age_seconds", 60.0), ("grace_seconds", 0.0), ("idle_seconds", 1.0)):
         if key in table:
             value = _number(f"limits.{key}", table[key])
             if not low <= value <= 7 * 86400:

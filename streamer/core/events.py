@@ -8,8 +8,9 @@ human detail.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -104,15 +105,24 @@ def parse_ts(value: Any) -> int:
     return ms
 
 
+# RFC 3339 section 5.6 date-time. `datetime.fromisoformat` alone also takes ISO 8601 forms no RFC 3339
+# producer sends (basic and week dates, hour-only times, offsets with seconds) and refuses lower-case
+# t/z, which RFC 3339 allows; the offset group is optional here only to name a missing offset.
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+
+
 def _parse_rfc3339(text: str) -> int:
-    if len(text) > 40 or "T" not in text.upper():
+    shape = _RFC3339.fullmatch(text) if len(text) <= 40 else None
+    if shape is None:
         raise InvalidEvent("bad_time", f"ts {text[:40]!r} is not an RFC 3339 date-time")
+    if shape.group(2) is None:
+        raise InvalidEvent("bad_time", f"ts {text!r} has no UTC offset (add Z or +hh:mm)")
     try:
-        moment = datetime.fromisoformat(text)
+        moment = datetime.fromisoformat(text.upper())
     except ValueError:
         raise InvalidEvent("bad_time", f"ts {text!r} is not an RFC 3339 date-time") from None
-    if moment.tzinfo is None:
-        raise InvalidEvent("bad_time", f"ts {text!r} has no UTC offset (add Z or +hh:mm)")
     # Integer arithmetic keeps milliseconds exact; microseconds beyond them are dropped on purpose.
     delta = moment - _EPOCH
     return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
@@ -239,6 +249,6 @@ def _duration(data: dict[str, Any], name: str) -> float | None:
 
 def format_ts(ms: int, tz: Any = None) -> str:
     """Epoch milliseconds as RFC 3339 (in `tz`, UTC by default), milliseconds kept when non-zero."""
-    moment = (_EPOCH + timedelta(milliseconds=ms)).astimezone(tz or timezone.utc)
+    moment = (_EPOCH + timedelta(milliseconds=ms)).astimezone(tz or UTC)
     timespec = "milliseconds" if ms % 1000 else "seconds"
     return moment.isoformat(timespec=timespec)

@@ -94,10 +94,8 @@ class Report:
 
     def to_csv(self) -> str:
         """One row per queue and interval, then a `total` row per queue."""
-        keys = list(counters.REPORT_COUNT_KEYS + counters.EXTRA_COUNT_KEYS) + [
-            "service_level", "asa_seconds", "abandon_rate", "average_abandon_seconds",
-            "longest_answered_wait_seconds",
-        ]
+        keys = [*counters.REPORT_COUNT_KEYS, *counters.EXTRA_COUNT_KEYS, *counters.RATE_KEYS,
+                "longest_answered_wait_seconds"]
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["queue", "start", "end", *keys])

@@ -45,9 +45,6 @@ class CallTracker:
         self._due: list[tuple[int, str]] = []
         self._next_sweep = 0
 
-    def settings_for(self, queue: str):  # noqa: ANN201 - QueueSettings, kept short for the hot path
-        return self.config.for_queue(queue)
-
     def process(self, event: ev.Event) -> Outcome:
         """Apply one call event; agent events are not calls and are returned as processed, no facts."""
         if event.type == ev.AGENT_STATE:
@@ -65,6 +62,8 @@ class CallTracker:
         if step.rejected == calls.DUPLICATE:
             return Outcome(DUPLICATE, calls.DUPLICATE)
         if step.rejected:
+            if step.state is not None:
+                self.store[step.state.call_id] = step.state  # only the rejected event's id is new
             return Outcome(REJECTED, step.rejected)
         if step.state is not None:
             self.store[step.state.call_id] = step.state
@@ -107,10 +106,7 @@ class CallTracker:
                 self.queues_seen.add(state.queue)
 
     def _schedule(self, state: calls.CallState) -> None:
-        if state.is_open:
-            due = state.enqueued_ts + self.config.limits.max_call_age_ms
-        else:
-            due = self._forget_at(state)
+        due = state.enqueued_ts + self.config.limits.max_call_age_ms if state.is_open else self._forget_at(state)
         heapq.heappush(self._due, (due, state.call_id))
 
     def _forget_at(self, state: calls.CallState) -> int:
@@ -119,8 +115,9 @@ class CallTracker:
         settings = self.config.for_queue(state.queue or "")
         end = interval_end(interval_start(state.last_ts, settings), settings)
         forget = end + self.config.limits.grace_ms
-        if state.answered:
-            # Talking: the completion may come long after the answer; wait for it up to the maximum age.
+        if state.answered or state.callback is not None:
+            # Talking, or a callback whose visit ended by policy: the completion or the callback's result
+            # may come long after; wait for it up to the maximum age.
             forget = max(forget, state.last_ts + self.config.limits.max_call_age_ms)
         return forget
 

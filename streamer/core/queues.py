@@ -1,0 +1,201 @@
+"""One queue's aggregate state: minute buckets, monotonic totals, the live queue and agents.
+
+Stage 2 of the live pipeline keeps one `QueueState` per owned queue (persisting what changes to its
+tables), and every reader (Prometheus, the JSON API, the wallboard) asks it for windows. Pure: it
+is handed the current time, it never reads a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamer.core import calls, counters
+from streamer.core.config import QueueSettings
+from streamer.core.events import format_ts
+from streamer.core.windows import (
+    MINUTE_MS,
+    SLIDING_WINDOWS_MINUTES,
+    day_end,
+    day_start,
+    fact_time,
+    interval_end,
+    interval_start,
+    minute_of,
+    sliding_minutes,
+)
+
+CALLER = "caller"
+CALLBACK = "callback"
+EXPORTED_AGENT_STATES = ("available", "busy", "wrap_up", "away")
+WINDOWS = ("interval", *SLIDING_WINDOWS_MINUTES, "today")
+# Buckets are kept long enough for "today" (up to 25 h) plus a day of late corrections and replays.
+BUCKET_RETENTION_MS = 49 * 3600 * 1000
+
+
+@dataclass(slots=True)
+class Changes:
+    """What one applied fact changed, so a shell can persist exactly that."""
+
+    bucket: int | None = None  # minute start whose counts changed
+    waiting_added: str | None = None  # visit id now waiting (or now a callback marker)
+    waiting_removed: str | None = None
+    totals: bool = False
+
+
+@dataclass
+class QueueState:
+    queue: str
+    settings: QueueSettings
+    buckets: dict[int, list[int]] = field(default_factory=dict)
+    totals: list[int] = field(default_factory=counters.empty)
+    waiting: dict[str, tuple[int, str]] = field(default_factory=dict)  # visit id -> (enqueued ms, kind)
+    agents: dict[str, str] = field(default_factory=dict)  # agent id -> state
+    last_event_ts: int = 0
+    dirty: set[int] = field(default_factory=set)  # interval starts changed since last emitted
+
+    def apply(self, fact: calls.Fact) -> Changes:
+        """Count one fact into its minute bucket and the totals, and update the live queue."""
+        changes = Changes(totals=True)
+        minute = minute_of(fact_time(fact, self.settings))
+        bucket = self.buckets.get(minute)
+        if bucket is None:
+            bucket = self.buckets[minute] = counters.empty()
+        counters.add_fact(bucket, fact, self.settings)
+        counters.add_fact(self.totals, fact, self.settings)
+        changes.bucket = minute
+        self.dirty.add(interval_start(minute, self.settings))
+        if fact.kind == calls.ENTERED:
+            self.waiting[fact.visit_id] = (fact.enqueued_ts, CALLER)
+            changes.waiting_added = fact.visit_id
+        elif fact.kind == calls.CALLBACK_REQUESTED and fact.visit_id in self.waiting:
+            self.waiting[fact.visit_id] = (fact.enqueued_ts, CALLBACK)
+            changes.waiting_added = fact.visit_id
+        elif fact.is_outcome and self.waiting.pop(fact.visit_id, None) is not None:
+            changes.waiting_removed = fact.visit_id
+        if fact.ts > self.last_event_ts:
+            self.last_event_ts = fact.ts
+        return changes
+
+    def set_agent(self, agent_id: str, state: str, ts: int) -> None:
+        if state == "logged_out":
+            self.agents.pop(agent_id, None)
+        else:
+            self.agents[agent_id] = state
+        if ts > self.last_event_ts:
+            self.last_event_ts = ts
+
+    def prune(self, now_ms: int) -> list[int]:
+        """Drop buckets older than the retention; returns the minutes dropped."""
+        cutoff = now_ms - BUCKET_RETENTION_MS
+        old = [minute for minute in self.buckets if minute < cutoff]
+        for minute in old:
+            del self.buckets[minute]
+        return old
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def counts_between(self, first_minute: int, end_ms: int) -> list[int]:
+        """Sum of the buckets with minute start in [first_minute, end_ms)."""
+        result = counters.empty()
+        if end_ms - first_minute > len(self.buckets) * MINUTE_MS:
+            for minute, bucket in self.buckets.items():
+                if first_minute <= minute < end_ms:
+                    counters.merge(result, bucket)
+        else:
+            for minute in range(first_minute, end_ms, MINUTE_MS):
+                bucket = self.buckets.get(minute)
+                if bucket is not None:
+                    counters.merge(result, bucket)
+        return result
+
+    def interval_counts(self, start_ms: int) -> list[int]:
+        return self.counts_between(start_ms, interval_end(start_ms, self.settings))
+
+    def window(self, name: str, now_ms: int) -> tuple[int, int, list[int]]:
+        """(start ms, end ms, counts) of a named window as of `now_ms`."""
+        if name == "interval":
+            start = interval_start(now_ms, self.settings)
+            end = interval_end(start, self.settings)
+        elif name == "today":
+            start, end = day_start(now_ms, self.settings.tz), day_end(now_ms, self.settings.tz)
+        else:
+            first, last = sliding_minutes(now_ms, SLIDING_WINDOWS_MINUTES[name])
+            start, end = first, last + MINUTE_MS
+        return start, end, self.counts_between(start, min(end, minute_of(now_ms) + MINUTE_MS))
+
+    def waiting_counts(self, now_ms: int) -> dict[str, Any]:
+        callers = callbacks = over = 0
+        oldest = None
+        threshold = self.settings.threshold_ms
+        for enqueued, kind in self.waiting.values():
+            if kind == CALLER:
+                callers += 1
+            else:
+                callbacks += 1
+            if now_ms - enqueued > threshold:
+                over += 1
+            if oldest is None or enqueued < oldest:
+                oldest = enqueued
+        return {
+            "calls_waiting": callers,
+            "callbacks_waiting": callbacks,
+            "oldest_wait_seconds": max(0, now_ms - oldest) / 1000 if oldest is not None else 0.0,
+            "waiting_over_threshold": over,
+        }
+
+    def agent_counts(self) -> dict[str, int]:
+        result = dict.fromkeys(EXPORTED_AGENT_STATES, 0)
+        for state in self.agents.values():
+            if state in result:
+                result[state] += 1
+        return result
+
+    def view(self, now_ms: int) -> dict[str, Any]:
+        """The queue as the JSON API and the wallboard show it (docs/api.md)."""
+        tz = self.settings.tz
+        live = self.waiting_counts(now_ms)
+        live["agents"] = self.agent_counts()
+        windows: dict[str, Any] = {}
+        for name in WINDOWS:
+            start, end, counts = self.window(name, now_ms)
+            block: dict[str, Any] = {"start": format_ts(start, tz), "end": format_ts(end, tz)}
+            block.update(counters.summary(counts, self.settings))
+            block["service_level_live"] = counters.service_level(
+                counts, self.settings, live["waiting_over_threshold"]
+            )
+            windows[name] = block
+        s = self.settings
+        return {
+            "queue": self.queue,
+            "settings": {
+                "threshold_seconds": s.threshold_seconds,
+                "target": s.target,
+                "short_abandon_seconds": s.short_abandon_seconds,
+                "service_level_formula": s.service_level_formula,
+                "time_zone": s.time_zone,
+                "interval_minutes": s.interval_minutes,
+            },
+            "last_event_time": format_ts(self.last_event_ts, tz) if self.last_event_ts else None,
+            "live": live,
+            "windows": windows,
+        }
+
+    def closed_interval(self, start_ms: int) -> dict[str, Any]:
+        """One closed interval as written to the queue-intervals topic."""
+        tz = self.settings.tz
+        block: dict[str, Any] = {
+            "queue": self.queue,
+            "start": format_ts(start_ms, tz),
+            "end": format_ts(interval_end(start_ms, self.settings), tz),
+        }
+        block.update(counters.summary(self.interval_counts(start_ms), self.settings))
+        return block
+
+    def due_intervals(self, watermark_ms: int | None, grace_ms: int, idle: bool) -> list[int]:
+        """Dirty intervals to (re-)emit: closed in stream time, or all of them when the queue is idle."""
+        if idle:
+            return sorted(self.dirty)
+        if watermark_ms is None:
+            return []
+        return sorted(s for s in self.dirty if interval_end(s, self.settings) + grace_ms <= watermark_ms)

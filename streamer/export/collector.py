@@ -1,0 +1,157 @@
+"""The Prometheus collector: reads the owned queues' state at scrape time (never a label per call,
+agent or interval), so a worker exports exactly the queues it owns and nothing stale after a rebalance.
+Metric names: docs/monitoring.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from streamer.core import counters
+from streamer.core.queues import WINDOWS, QueueState
+
+WINDOW_COUNTS = {
+    "callcenter_calls_offered": ("entered", "Queue visits entered (offered) in the window"),
+    "callcenter_calls_answered": ("answered", "Calls answered in the window (kept-position callbacks included)"),
+    "callcenter_calls_answered_within_threshold": ("answered_within_threshold",
+                                                   "Calls answered with wait <= the queue's threshold"),
+    "callcenter_calls_abandoned": ("abandoned", "Calls abandoned in the window (short abandons excluded)"),
+    "callcenter_calls_short_abandoned": ("short_abandoned", "Calls abandoned before the short-abandon threshold"),
+    "callcenter_calls_dequeued": ("dequeued", "Visits that left unanswered to another queue, timeout or key press"),
+    "callcenter_callbacks_requested": ("callbacks_requested", "Callbacks requested in the window"),
+}
+WINDOW_RATES = {
+    "callcenter_service_level_ratio": ("service_level", "Service Level by the queue's formula"),
+    "callcenter_service_level_live_ratio": ("service_level_live",
+                                            "Service Level counting calls still waiting past the threshold as missed"),
+    "callcenter_asa_seconds": ("asa_seconds", "Average speed of answer"),
+    "callcenter_abandon_ratio": ("abandon_rate", "Abandoned / (answered + abandoned)"),
+    "callcenter_average_abandon_seconds": ("average_abandon_seconds", "Average time to abandon"),
+    "callcenter_longest_answered_wait_seconds": ("longest_answered_wait_seconds", "Longest wait of an answered call"),
+}
+OUTCOME_TOTALS = ("answered", "abandoned", "short_abandoned", "dequeued", "expired")
+CALLBACK_TOTALS = {
+    "requested": "callbacks_requested",
+    "kept_position": "callbacks_kept_position",
+    "scheduled": "callbacks_scheduled",
+    "connected": "callbacks_connected",
+    "failed": "callbacks_failed",
+}
+
+
+class PipelineCollector(Collector):
+    def __init__(self, pipeline: Any, clock: Callable[[], float] = time.time) -> None:
+        self.pipeline = pipeline
+        self.clock = clock
+
+    def collect(self) -> Iterator[Any]:
+        now_ms = int(self.clock() * 1000)
+        queues = self.pipeline.queues.queues()
+        yield from self._windows(queues, now_ms)
+        yield from self._live(queues, now_ms)
+        yield from self._totals(queues)
+        yield from self._health()
+
+    def _windows(self, queues: dict[str, QueueState], now_ms: int) -> Iterator[Any]:
+        counts_families = {name: GaugeMetricFamily(name, help_, labels=["queue", "window"])
+                           for name, (_, help_) in WINDOW_COUNTS.items()}
+        rate_families = {name: GaugeMetricFamily(name, help_, labels=["queue", "window"])
+                         for name, (_, help_) in WINDOW_RATES.items()}
+        for queue, state in sorted(queues.items()):
+            over = state.waiting_counts(now_ms)["waiting_over_threshold"]
+            for window in WINDOWS:
+                _, _, counts = state.window(window, now_ms)
+                summary = counters.summary(counts, state.settings)
+                summary["service_level_live"] = counters.service_level(counts, state.settings, over)
+                for name, (key, _) in WINDOW_COUNTS.items():
+                    counts_families[name].add_metric([queue, window], summary[key])
+                for name, (key, _) in WINDOW_RATES.items():
+                    if summary[key] is not None:  # no denominator: absent, never 0 or 1
+                        rate_families[name].add_metric([queue, window], summary[key])
+        yield from counts_families.values()
+        yield from rate_families.values()
+
+    def _live(self, queues: dict[str, QueueState], now_ms: int) -> Iterator[Any]:
+        waiting = GaugeMetricFamily("callcenter_calls_waiting", "Calls waiting now (caller) and callback markers "
+                                    "holding their place (callback)", labels=["queue", "kind"])
+        oldest = GaugeMetricFamily("callcenter_oldest_wait_seconds", "Wait of the oldest call or marker waiting now",
+                                   labels=["queue"])
+        over = GaugeMetricFamily("callcenter_calls_waiting_over_threshold",
+                                 "Calls and markers waiting longer than the threshold now", labels=["queue"])
+        agents = GaugeMetricFamily("callcenter_agents", "Agents by state", labels=["queue", "state"])
+        target = GaugeMetricFamily("callcenter_service_level_target_ratio", "The queue's Service Level target",
+                                   labels=["queue"])
+        threshold = GaugeMetricFamily("callcenter_service_level_threshold_seconds",
+                                      "The queue's Service Level threshold T", labels=["queue"])
+        last = GaugeMetricFamily("callcenter_queue_last_event_timestamp_seconds",
+                                 "Event time of the newest event counted for the queue", labels=["queue"])
+        for queue, state in sorted(queues.items()):
+            live = state.waiting_counts(now_ms)
+            waiting.add_metric([queue, "caller"], live["calls_waiting"])
+            waiting.add_metric([queue, "callback"], live["callbacks_waiting"])
+            oldest.add_metric([queue], live["oldest_wait_seconds"])
+            over.add_metric([queue], live["waiting_over_threshold"])
+            for agent_state, n in state.agent_counts().items():
+                agents.add_metric([queue, agent_state], n)
+            target.add_metric([queue], state.settings.target)
+            threshold.add_metric([queue], state.settings.threshold_seconds)
+            if state.last_event_ts:
+                last.add_metric([queue], state.last_event_ts / 1000)
+        yield from (waiting, oldest, over, agents, target, threshold, last)
+
+    def _totals(self, queues: dict[str, QueueState]) -> Iterator[Any]:
+        entered = CounterMetricFamily("callcenter_calls_entered", "Queue visits entered", labels=["queue"])
+        outcomes = CounterMetricFamily("callcenter_call_outcomes", "Queue visit outcomes",
+                                       labels=["queue", "outcome"])
+        callbacks = CounterMetricFamily("callcenter_callbacks", "Callbacks by result", labels=["queue", "result"])
+        histogram = HistogramMetricFamily("callcenter_answered_wait_seconds", "Wait of answered calls",
+                                          labels=["queue"])
+        for queue, state in sorted(queues.items()):
+            totals = state.totals
+            idx = counters.INDEX
+            entered.add_metric([queue], totals[idx["entered"]])
+            for outcome in OUTCOME_TOTALS:
+                outcomes.add_metric([queue, outcome], totals[idx[outcome]])
+            for result, key in CALLBACK_TOTALS.items():
+                callbacks.add_metric([queue, result], totals[idx[key]])
+            per_bucket = counters.histogram(totals)
+            cumulative, buckets = 0, []
+            for bound, n in zip((*counters.WAIT_BUCKETS_SECONDS, float("inf")), per_bucket, strict=True):
+                cumulative += n
+                buckets.append(("+Inf" if bound == float("inf") else str(float(bound)), cumulative))
+            histogram.add_metric([queue], buckets, totals[idx["answered_wait_ms"]] / 1000)
+        yield from (entered, outcomes, callbacks, histogram)
+
+    def _health(self) -> Iterator[Any]:
+        health = self.pipeline.health
+        events = CounterMetricFamily("callcenter_events", "Events read by this worker, by result and reason",
+                                     labels=["result", "reason"])
+        for (result, reason), n in sorted(health.events.items()):
+            events.add_metric([result, reason], n)
+        yield events
+        last = GaugeMetricFamily("callcenter_last_event_timestamp_seconds",
+                                 "Event time of the newest event this worker has read")
+        if health.last_event_ts:
+            last.add_metric([], health.last_event_ts / 1000)
+        yield last
+        watermark = GaugeMetricFamily("callcenter_watermark_timestamp_seconds",
+                                      "Stage-2 stream time: the minimum over every upstream partition",
+                                      labels=["partition"])
+        for partition in sorted(self.pipeline.queues.owned):
+            mark = self.pipeline.queues.watermark(partition)
+            if mark is not None:
+                watermark.add_metric([str(partition)], mark / 1000)
+        yield watermark
+        emitted = CounterMetricFamily("callcenter_intervals_emitted", "Closed intervals written to queue-intervals")
+        emitted.add_metric([], health.intervals_emitted)
+        yield emitted
+        lag = GaugeMetricFamily("callcenter_consumer_lag_messages", "Records behind the end of each owned partition",
+                                labels=["topic", "partition"])
+        for (topic, partition), n in sorted(self.pipeline.consumer_lag().items()):
+            lag.add_metric([topic, str(partition)], n)
+        yield lag
