@@ -1,0 +1,1 @@
+"""`streamer demo`: the local broker, a worker and live simulated traffic, started and stopped together."""

@@ -1,0 +1,112 @@
+"""Run the demo's processes, watch them, and stop all of them (and only them) on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+
+class Demo:
+    def __init__(self, web_port: int, state_dir: Path, bootstrap: str | None, say: Callable[[str], None]) -> None:
+        self.web_port = web_port
+        self.state_dir = state_dir
+        self.external_bootstrap = bootstrap
+        self.say = say
+        self.broker = None
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def run(self) -> int:
+        stop = {"now": False}
+
+        def on_signal(signum: int, _frame: object) -> None:
+            stop["now"] = True
+
+        signal.signal(signal.SIGTERM, on_signal)
+        try:
+            bootstrap = self._broker()
+            env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                   "STREAMER_CONFIG": str(resources.files("streamer.demo") / "demo.toml")}
+            env.setdefault("STREAMER_APP_ID", "streamer-demo")
+            logs = self.state_dir / "logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            self._spawn("worker", [sys.executable, "-m", "streamer.cli", "worker", "--web-port", str(self.web_port),
+                                   "--datadir", str(self.state_dir / "worker-data")], env, logs / "worker.log")
+            self._wait_for_worker(logs / "worker.log")
+            self._spawn("simulator", [sys.executable, "-m", "streamer.cli", "simulate", "--scenario", "demo",
+                                      "--speed", "1"], env, logs / "simulator.log")
+            url = f"http://127.0.0.1:{self.web_port}"
+            self.say(f"wallboard   {url}/")
+            self.say(f"metrics     {url}/metrics")
+            self.say(f"JSON API    {url}/api/queues")
+            self.say(f"logs        {logs}/")
+            self.say("traffic is live; the first calls reach the wallboard within seconds. Ctrl-C stops everything.")
+            while not stop["now"]:
+                for name, proc in self.children:
+                    if proc.poll() is not None:
+                        self.say(f"the {name} exited with {proc.returncode}; see {logs}/{name}.log")
+                        return 1
+                time.sleep(0.5)
+            return 0
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            self._stop_all()
+
+    def _broker(self) -> str:
+        if self.external_bootstrap:
+            self.say(f"using the Kafka cluster at {self.external_bootstrap} (KAFKA_BOOTSTRAP_SERVERS)")
+            return self.external_bootstrap
+        from streamer.devkafka import LocalKafka
+
+        broker = LocalKafka(data_dir=self.state_dir / "kafka", progress=self.say)
+        if broker.is_running():
+            self.say(f"a demo broker is already running at {broker.bootstrap}; using it (and leaving it running)")
+            return broker.bootstrap
+        self.say("starting a local Kafka broker (the first run resolves it from Maven Central)...")
+        bootstrap = broker.start(fresh=True)
+        self.broker = broker
+        self.say(f"Kafka is up at {bootstrap}")
+        return bootstrap
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.children.append((name, proc))
+
+    def _wait_for_worker(self, log: Path, timeout: float = 120.0) -> None:
+        self.say("starting the worker...")
+        deadline = time.monotonic() + timeout
+        _, proc = self.children[-1]
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                raise RuntimeError(f"the worker exited with {proc.returncode}:\n{tail}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/api/queues", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.5)
+        raise RuntimeError(f"the worker did not answer on port {self.web_port} within {timeout:.0f} s; see {log}")
+
+    def _stop_all(self) -> None:
+        for name, proc in reversed(self.children):
+            if proc.poll() is None:
+                self.say(f"stopping the {name}...")
+                proc.send_signal(signal.SIGTERM)
+        for _name, proc in reversed(self.children):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        if self.broker is not None:
+            self.say("stopping the Kafka broker...")
+            self.broker.stop()
+        self.say("stopped.")
