@@ -35,7 +35,8 @@ NOISE = [
     b'{"event_id": "junk", "type": ',
     b"not json at all",
     b'{"event_id": "n1", "type": "call.teleported", "ts": "2026-06-01T09:00:00Z", "call_id": "x", "queue": "q1"}',
-    b'{"event_id": "n2", "type": "call.answered", "ts": "2026-06-01T09:00:00Z", "call_id": "never-seen", "queue": "q1"}',
+    b'{"event_id": "n2", "type": "call.answered", "ts": "2026-06-01T09:00:00Z", "call_id": "never-seen",'
+    b' "queue": "q1"}',
     b'{"event_id": "n3", "type": "call.enqueued", "call_id": "no-ts", "queue": "q1"}',
     b'{"event_id": "n4", "type": "call.enqueued", "ts": true, "call_id": "bad-ts", "queue": "q1"}',
     b"[1, 2, 3]",

@@ -49,7 +49,6 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
         topic_replication_factor=settings.replication_factor,
         table_standby_replicas=settings.standby_replicas,
         web_bind=settings.web_host,
-        web_host=settings.web_host,
         web_enable_tables=settings.web_tables,
         processing_guarantee="at_least_once",
         stream_buffer_maxsize=4096,

@@ -61,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, SettingsError, OSError) as exc:
         print(f"streamer worker: {exc}", file=sys.stderr)
         return 2
-    datadir = args.datadir or os.environ.get("STREAMER_DATADIR") or "data"
+    datadir = args.datadir or os.environ.get("STREAMER_DATADIR") or os.environ.get("APP_DATADIR") or "data"
     argv = ["streamer", "--datadir", datadir, "worker", "--web-port", str(args.web_port),
-            "--web-host", app.conf.web_host, "--loglevel", args.loglevel, *getattr(args, "faust_args", [])]
+            "--web-bind", app.conf.web_bind, "--loglevel", args.loglevel, *getattr(args, "faust_args", [])]
     sys.argv = argv
     app.main()
     return 0

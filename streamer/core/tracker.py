@@ -54,7 +54,7 @@ class CallTracker:
         if is_late(event.ts, self.stream_time, settings, self.config.limits.grace_ms):
             return Outcome(LATE, LATE)
         if event.type == ev.CALL_ENQUEUED:
-            refusal = self._admit(queue)
+            refusal = self._refusal(queue)
             if refusal:
                 return Outcome(REJECTED, refusal)
         state = self.store.get(event.call_id or "")
@@ -68,6 +68,9 @@ class CallTracker:
         if step.state is not None:
             self.store[step.state.call_id] = step.state
             self._schedule(step.state)
+        if event.type == ev.CALL_ENQUEUED:
+            # Admitted only now: a rejected enqueue must not take a place under the cardinality cap.
+            self.queues_seen.add(queue)
         if event.ts > self.stream_time:
             self.stream_time = event.ts
         return Outcome(PROCESSED, "", step.facts)
@@ -121,7 +124,8 @@ class CallTracker:
             forget = max(forget, state.last_ts + self.config.limits.max_call_age_ms)
         return forget
 
-    def _admit(self, queue: str) -> str:
+    def _refusal(self, queue: str) -> str:
+        """Why a visit on `queue` cannot be admitted, or "" when it can."""
         if queue in self.queues_seen:
             return ""
         limits = self.config.limits
@@ -129,5 +133,4 @@ class CallTracker:
             return QUEUE_NOT_ALLOWED
         if len(self.queues_seen) >= limits.max_queues:
             return TOO_MANY_QUEUES
-        self.queues_seen.add(queue)
         return ""
