@@ -15,6 +15,7 @@ import faust
 import orjson
 
 from streamer.app import records
+from streamer.app.faust_compat import as_current_event, quiet_monitor_class, raw_table
 from streamer.app.health import Health
 from streamer.app.settings import WorkerSettings, load_worker_settings
 from streamer.app.shutdown import install_stop_deadline
@@ -56,6 +57,7 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
         producer_linger=0.005,
+        **({} if settings.faust_metrics else {"Monitor": quiet_monitor_class()}),
     )
     rocks = {"block_cache_size": settings.rocksdb_block_cache_mb * 1024 * 1024,
              "block_cache_compressed_size": settings.rocksdb_block_cache_mb * 1024 * 1024}
@@ -68,7 +70,7 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
                     retention=14 * 86400, **raw)
 
     def table(name: str, partitions: int) -> Any:
-        return app.Table(name, partitions=partitions, key_type=str, options=rocks)
+        return raw_table(app, name, partitions, rocks)
 
     health = Health()
     calls = CallStage(config, table("calls", settings.event_partitions),
@@ -82,24 +84,37 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
 
     @app.agent(events, concurrency=1)
     async def track_calls(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            partition = message.partition
-            out, dead = calls.handle(message.value, partition)
-            for queue, value in out:
-                await outcomes.send(key=queue.encode(), value=value)
-            if dead is not None:
-                reason, detail = dead
+        # Batches amortise Faust's per-record costs; Faust acks a batch only after this body ran.
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            per_queue: dict[str, tuple[list, list]] = {}
+            dead = []
+            for partition, part in by_partition(batch).items():
+                output = calls.process(partition, [event.message.value for event in part])
+                with as_current_event(part[-1]):
+                    calls.flush(partition)
+                for queue, facts in output.facts.items():
+                    per_queue.setdefault(queue, ([], []))[0].extend(facts)
+                for queue, agent_states in output.agents.items():
+                    per_queue.setdefault(queue, ([], []))[1].extend(agent_states)
+                dead.extend((part[index].message, reason, detail) for index, reason, detail in output.dead)
+            for queue, (facts, agent_states) in per_queue.items():
+                await outcomes.send(key=queue.encode(), value=records.batch_record(facts, agent_states))
+            for message, reason, detail in dead:
                 await dlq.send(key=message.key, value=message.value, headers=records.dead_letter_headers(
-                    reason, detail, message.topic, partition, message.offset))
-            calls.published[partition] = calls.trackers[partition].stream_time
+                    reason, detail, message.topic, message.partition, message.offset))
+            for partition in by_partition(batch):
+                calls.published[partition] = calls.trackers[partition].stream_time
 
     @app.agent(outcomes, concurrency=1)
     async def aggregate_queues(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            key = message.key.decode() if isinstance(message.key, bytes) else (message.key or "")
-            queues.handle(key, message.value, message.partition)
+        async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+            for partition, part in by_partition(batch).items():
+                for event in part:
+                    key = event.message.key
+                    queues.handle(key.decode() if isinstance(key, bytes) else (key or ""), event.message.value,
+                                  partition)
+                with as_current_event(part[-1]):
+                    queues.flush(partition)
 
     @app.timer(settings.emit_every_seconds)
     async def publish_progress() -> None:
@@ -128,6 +143,14 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
 
     install_pages(app, pipeline)
     return app
+
+
+def by_partition(batch: list[Any]) -> dict[int, list[Any]]:
+    """A batch's events grouped by partition, each group in offset order."""
+    groups: dict[int, list[Any]] = {}
+    for event in batch:
+        groups.setdefault(event.message.partition, []).append(event)
+    return groups
 
 
 def consumer_lag(app: faust.App) -> dict[tuple[str, int], int]:

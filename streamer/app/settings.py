@@ -43,6 +43,9 @@ class WorkerSettings:
     web_host: str = "127.0.0.1"
     web_tables: bool = False
     emit_every_seconds: float = 1.0
+    batch_size: int = 2000
+    faust_metrics: bool = True
+    batch_seconds: float = 0.05
 
     @property
     def broker_urls(self) -> list[str]:
@@ -101,4 +104,5 @@ def load_worker_settings(env: Mapping[str, str] | None = None) -> WorkerSettings
         rocksdb_block_cache_mb=_int(env, "STREAMER_ROCKSDB_BLOCK_CACHE_MB", 16, 1, 65536),
         web_host=env.get("STREAMER_WEB_HOST", "") or "127.0.0.1",
         web_tables=_bool(env, "STREAMER_WEB_TABLES", False),
+        faust_metrics=_bool(env, "STREAMER_FAUST_METRICS", True),
     )

@@ -1,5 +1,6 @@
 """Stage 2: aggregate per queue. Facts keyed by queue in; minute buckets, totals, the live queue and
-agents kept per owned queue (a `QueueState`, persisted to tables); closed intervals out.
+agents kept per owned queue (a `QueueState` in memory, changes written to tables once per key per
+batch); closed intervals out.
 
 Time here is a watermark: the minimum stream time over every stage-1 partition, so an interval never
 closes only because one upstream partition ran ahead of the others. A queue idle for the idle period
@@ -10,18 +11,35 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from streamer.app import records
 from streamer.app.health import Health
 from streamer.app.stage1 import partition_of
 from streamer.core import counters
-from streamer.core.calls import Fact
+from streamer.core.calls import ENTERED, Fact
 from streamer.core.config import Config
 from streamer.core.queues import QueueState
 from streamer.core.windows import MINUTE_MS, interval_start
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class PendingWrites:
+    """Table keys changed since the last flush; a waiting entry added and removed within one batch
+    never reaches the table."""
+
+    buckets: set[tuple[str, int]] = field(default_factory=set)
+    totals: set[str] = field(default_factory=set)
+    waiting_added: set[tuple[str, str]] = field(default_factory=set)
+    waiting_new: set[tuple[str, str]] = field(default_factory=set)  # entered in this batch
+    waiting_removed: set[tuple[str, str]] = field(default_factory=set)
+    agents: set[tuple[str, str]] = field(default_factory=set)
+    pruned: set[tuple[str, int]] = field(default_factory=set)
 
 
 class QueueStage:
@@ -38,6 +56,7 @@ class QueueStage:
         self.owned: dict[int, dict[str, QueueState]] = {}  # partition -> queue -> state
         # partition -> upstream partition -> (stream time or None, idle)
         self.progress: dict[int, dict[int, tuple[int | None, bool]]] = {}
+        self.pending: dict[int, PendingWrites] = {}
         self.last_fact_wall: dict[str, float] = {}
         self._next_prune: dict[str, int] = {}
 
@@ -51,6 +70,7 @@ class QueueStage:
         states = self.owned.get(partition)
         if states is None:
             states = self.owned[partition] = self._recover(partition)
+            self.pending[partition] = PendingWrites()
         return states
 
     def forget_partitions(self, partitions: set[int]) -> None:
@@ -58,8 +78,10 @@ class QueueStage:
             for queue in self.owned.pop(partition, {}):
                 self.last_fact_wall.pop(queue, None)
             self.progress.pop(partition, None)
+            self.pending.pop(partition, None)
 
     def _recover(self, partition: int) -> dict[str, QueueState]:
+        started = time.monotonic()
         states: dict[str, QueueState] = {}
 
         def state_of(queue: str) -> QueueState | None:
@@ -70,36 +92,38 @@ class QueueStage:
                 state = states[queue] = QueueState(queue, self.config.for_queue(queue))
             return state
 
-        for queue, totals in self.totals.items():
+        for queue, raw in self.totals.items():
             if (state := state_of(queue)) is not None:
-                state.totals = list(totals)
-        for key, bucket in self.buckets.items():
+                state.totals = orjson.loads(raw)
+        for key, raw in self.buckets.items():
             queue, _, minute = key.rpartition("|")
             if (state := state_of(queue)) is not None:
-                state.buckets[int(minute)] = list(bucket)
+                state.buckets[int(minute)] = orjson.loads(raw)
                 state.dirty.add(interval_start(int(minute), state.settings))
-        for key, (enqueued, kind) in self.waiting.items():
+        for key, raw in self.waiting.items():
             queue, _, visit = key.partition("|")
             if (state := state_of(queue)) is not None:
+                enqueued, kind = orjson.loads(raw)
                 state.waiting[visit] = (enqueued, kind)
-        for key, agent_state in self.agents.items():
+        for key, raw in self.agents.items():
             queue, _, agent = key.partition("|")
             if (state := state_of(queue)) is not None:
-                state.agents[agent] = agent_state
+                state.agents[agent] = raw.decode()
         for state in states.values():
             if state.buckets:
                 state.last_event_ts = max(state.buckets) + MINUTE_MS - 1
         if states:
-            log.info("stage 2 partition %d: recovered %d queue(s): %s", partition, len(states), ", ".join(states))
+            log.info("stage 2 partition %d: recovered %d queue(s) in %.2f s: %s", partition, len(states),
+                     time.monotonic() - started, ", ".join(sorted(states)))
         return states
 
     # --- processing -----------------------------------------------------------------------------
 
     def handle(self, key: str, value: bytes, partition: int) -> None:
-        record = records.decode(value)
-        kind = record["k"]
+        """Apply one record in memory; its table writes wait for `flush(partition)`."""
         states = self.partition_states(partition)
-        if kind == records.PROGRESS:
+        record = records.decode(value)
+        if record["k"] == records.PROGRESS:
             known = self.progress.setdefault(partition, {})
             previous = known.get(record["p"], (None, True))[0]
             stream_time = record["st"]
@@ -111,35 +135,71 @@ class QueueStage:
         state = states.get(queue)
         if state is None:
             state = states[queue] = QueueState(queue, self.config.for_queue(queue))
-        if kind == records.AGENT:
-            agent_key = f"{queue}|{record['a']}"
-            state.set_agent(record["a"], record["s"], record["ts"])
-            if record["s"] == "logged_out":
-                self.agents.pop(agent_key, None)
-            else:
-                self.agents[agent_key] = record["s"]
+        pending = self.pending[partition]
+        for agent_id, agent_state, ts in record.get("a", ()):
+            state.set_agent(agent_id, agent_state, ts)
+            pending.agents.add((queue, agent_id))
+        facts = record.get("f")
+        if not facts:
             return
-        fact = Fact.from_list(record["f"])
-        changes = state.apply(fact)
+        latest = 0
+        for data in facts:
+            fact = Fact.from_list(data)
+            changes = state.apply(fact)
+            if changes.bucket is not None:
+                pending.buckets.add((queue, changes.bucket))
+            if changes.waiting_added is not None:
+                entry = (queue, changes.waiting_added)
+                pending.waiting_added.add(entry)
+                if fact.kind == ENTERED:
+                    pending.waiting_new.add(entry)
+            if changes.waiting_removed is not None:
+                entry = (queue, changes.waiting_removed)
+                pending.waiting_added.discard(entry)
+                if entry in pending.waiting_new:
+                    pending.waiting_new.discard(entry)  # never written: nothing to delete
+                else:
+                    pending.waiting_removed.add(entry)
+            latest = max(latest, fact.ts)
+        pending.totals.add(queue)
         self.last_fact_wall[queue] = time.monotonic()
-        if changes.bucket is not None:
-            self.buckets[f"{queue}|{changes.bucket}"] = state.buckets[changes.bucket]
-        self.totals[queue] = state.totals
-        if changes.waiting_added is not None:
-            enqueued, waiting_kind = state.waiting[changes.waiting_added]
-            self.waiting[f"{queue}|{changes.waiting_added}"] = [enqueued, waiting_kind]
-        if changes.waiting_removed is not None:
-            self.waiting.pop(f"{queue}|{changes.waiting_removed}", None)
-        self._prune(state, fact.ts)
+        self._prune(state, latest, pending)
 
-    def _prune(self, state: QueueState, now_ms: int) -> None:
-        # Deleting needs the current event of this queue's partition (Faust's changelog rule), so old
-        # buckets are dropped here, at most once per stream-time hour per queue.
+    def _prune(self, state: QueueState, now_ms: int, pending: PendingWrites) -> None:
         if now_ms < self._next_prune.get(state.queue, 0):
             return
         self._next_prune[state.queue] = now_ms + 3600 * 1000
         for minute in state.prune(now_ms):
-            self.buckets.pop(f"{state.queue}|{minute}", None)
+            pending.pruned.add((state.queue, minute))
+            pending.buckets.discard((state.queue, minute))
+
+    def flush(self, partition: int) -> None:
+        """Write what changed in the partition since the last flush, one write per key.
+
+        Runs with one of the partition's events as Faust's current event (see faust_compat)."""
+        pending = self.pending.get(partition)
+        if pending is None:
+            return
+        states = self.owned[partition]
+        for queue, minute in pending.buckets:
+            self.buckets[f"{queue}|{minute}"] = orjson.dumps(states[queue].buckets[minute])
+        for queue, minute in pending.pruned:
+            self.buckets.pop(f"{queue}|{minute}", None)
+        for queue in pending.totals:
+            self.totals[queue] = orjson.dumps(states[queue].totals)
+        for queue, visit in pending.waiting_added:
+            entry = states[queue].waiting.get(visit)
+            if entry is not None:
+                self.waiting[f"{queue}|{visit}"] = orjson.dumps(entry)
+        for queue, visit in pending.waiting_removed:
+            self.waiting.pop(f"{queue}|{visit}", None)
+        for queue, agent in pending.agents:
+            agent_state = states[queue].agents.get(agent)
+            if agent_state is None:
+                self.agents.pop(f"{queue}|{agent}", None)
+            else:
+                self.agents[f"{queue}|{agent}"] = agent_state.encode()
+        self.pending[partition] = PendingWrites()
 
     # --- closing intervals ----------------------------------------------------------------------
 
@@ -154,8 +214,8 @@ class QueueStage:
         times = [t for t, _ in known.values() if t is not None]
         return max(times) if times else None
 
-    def due_intervals(self, idle_seconds: float) -> list[tuple[str, bytes]]:
-        """Closed intervals to write now, as (key, value); marks them emitted."""
+    def due_intervals(self, idle_seconds: float) -> list[tuple[str, dict[str, Any]]]:
+        """Closed intervals to write now, as (key, document); marks them emitted."""
         out = []
         now = time.monotonic()
         grace = self.config.limits.grace_ms
@@ -164,8 +224,8 @@ class QueueStage:
             for queue, state in states.items():
                 idle = now - self.last_fact_wall.get(queue, 0.0) >= idle_seconds
                 for start in state.due_intervals(watermark, grace, idle):
-                    block = state.closed_interval(start)
                     state.dirty.discard(start)
                     if not counters.is_empty(state.interval_counts(start)):
+                        block = state.closed_interval(start)
                         out.append((f"{queue}|{block['start']}", block))
         return out

@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"streamer worker: {exc}", file=sys.stderr)
         return 2
     datadir = args.datadir or os.environ.get("STREAMER_DATADIR") or os.environ.get("APP_DATADIR") or "data"
-    argv = ["streamer", "--datadir", datadir, "worker", "--web-port", str(args.web_port),
+    loop = os.environ.get("STREAMER_EVENT_LOOP", "uvloop")
+    argv = ["streamer", "--datadir", datadir, "--loop", loop, "worker", "--web-port", str(args.web_port),
             "--web-bind", app.conf.web_bind, "--loglevel", args.loglevel, *getattr(args, "faust_args", [])]
     sys.argv = argv
     app.main()

@@ -96,8 +96,9 @@ class PipelineCollector(Collector):
             waiting.add_metric([queue, "callback"], live["callbacks_waiting"])
             oldest.add_metric([queue], live["oldest_wait_seconds"])
             over.add_metric([queue], live["waiting_over_threshold"])
-            for agent_state, n in state.agent_counts().items():
-                agents.add_metric([queue, agent_state], n)
+            if state.agents:  # no agent events for the queue: nothing is known, so no series (not zeros)
+                for agent_state, n in state.agent_counts().items():
+                    agents.add_metric([queue, agent_state], n)
             target.add_metric([queue], state.settings.target)
             threshold.add_metric([queue], state.settings.threshold_seconds)
             if state.last_event_ts:
@@ -152,6 +153,11 @@ class PipelineCollector(Collector):
         yield emitted
         lag = GaugeMetricFamily("callcenter_consumer_lag_messages", "Records behind the end of each owned partition",
                                 labels=["topic", "partition"])
+        # Only the topics the agents consume: the consumer is also assigned the tables' changelog topics,
+        # which this worker writes and reads only to recover, so their "lag" grows with every update.
+        settings = self.pipeline.settings
+        sources = {settings.events_topic, settings.outcomes_topic}
         for (topic, partition), n in sorted(self.pipeline.consumer_lag().items()):
-            lag.add_metric([topic, str(partition)], n)
+            if topic in sources:
+                lag.add_metric([topic, str(partition)], n)
         yield lag

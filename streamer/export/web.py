@@ -7,9 +7,10 @@ from importlib import resources
 from typing import Any
 
 import faust
+from aiohttp.web import Response as AiohttpResponse
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
-from prometheus_client import CollectorRegistry
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streamer.core.events import format_ts
 from streamer.export.collector import PipelineCollector
@@ -37,7 +38,13 @@ def api_snapshot(pipeline: Any, now_s: float | None = None, queue: str | None = 
 
 def install_pages(app: faust.App, pipeline: Any) -> None:
     registry = CollectorRegistry(auto_describe=False)
-    setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+    if pipeline.settings.faust_metrics:
+        setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
+    else:
+        @app.page("/metrics")
+        class Metrics(View):
+            async def get(self, request: Request) -> Response:
+                return AiohttpResponse(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
     registry.register(PipelineCollector(pipeline))
     totals_table = pipeline.queues.totals
     static = resources.files("streamer.export") / "static"

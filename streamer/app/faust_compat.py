@@ -1,0 +1,53 @@
+"""Where the pipeline leans on a Faust detail, in one place.
+
+Faust's tables write to the changelog partition (and RocksDB store) of the *current event*. When a
+batch from `stream.take_events()` mixes partitions, each partition's writes must run with one of its
+own events as the current event, or a key would land in another partition's changelog and be lost
+to the worker that recovers it.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from faust.streams import _current_event
+
+
+@contextmanager
+def as_current_event(event: Any) -> Iterator[None]:
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def raw_table(app: Any, name: str, partitions: int, options: dict[str, Any]) -> Any:
+    """A table of str keys and bytes values that we encode ourselves (orjson), skipping Faust's codecs."""
+    table = app.Table(name, partitions=partitions, key_type=str, value_type=bytes, options=options)
+    table.key_serializer = "raw"
+    table.value_serializer = "raw"
+    return table
+
+
+def quiet_monitor_class() -> type:
+    """A Faust Monitor that records nothing per message.
+
+    Faust calls its monitor for every message in and out, every send and every table access; with the
+    Prometheus monitor that is a measurable share of a worker's CPU (docs/performance.md). With
+    STREAMER_FAUST_METRICS=false this one replaces it, and the faust_* metrics are not exported.
+    """
+    from faust.sensors.monitor import Monitor
+
+    def ignore(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    hot = ("on_message_in", "on_stream_event_in", "on_stream_event_out", "on_message_out", "on_table_get",
+           "on_table_set", "on_table_del", "on_send_initiated", "on_send_completed", "on_send_error",
+           "on_commit_initiated", "on_commit_completed", "on_topic_buffer_full", "on_assignment_start",
+           "on_assignment_completed", "on_assignment_error", "on_rebalance_start", "on_rebalance_return",
+           "on_rebalance_end", "on_web_request_start", "on_web_request_end", "on_threaded_producer_buffer_processed")
+    return type("QuietMonitor", (Monitor,), {name: ignore for name in hot})
