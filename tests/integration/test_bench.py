@@ -1,0 +1,62 @@
+"""`streamer bench --quick` against the test broker: every measurement runs on real worker processes,
+stdout is the figures table and, last, one JSON line with the required figures, and the run leaves no
+topic behind. Nothing is asserted about speed: the machine decides that, and the figures of a quick
+run mean little (docs/performance.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+pytestmark = pytest.mark.integration
+
+REQUIRED = ("events_per_second", "ceiling_events_per_second", "p50_latency_seconds", "p99_latency_seconds",
+            "rss_bytes_per_inflight_call", "recovery_seconds")
+TABLE_LABELS = ("worker throughput, both stages", "ceiling: plain consumer + orjson", "latency p50", "latency p99",
+                "RSS per waiting call", "RSS per queue", "recovery: start → queues served")
+
+
+async def topics_starting_with(bootstrap: str, prefix: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return [name for name in await admin.list_topics() if name.startswith(prefix)]
+    finally:
+        await admin.close()
+
+
+@pytest.mark.timeout(900)
+def test_quick_bench_prints_the_table_then_json_and_cleans_up(tmp_path: Path, kafka_bootstrap: str,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    run = subprocess.run([sys.executable, "-m", "streamer.cli", "bench", "--quick", "--bootstrap", kafka_bootstrap,
+                          "--workdir", str(tmp_path / "bench")],
+                         capture_output=True, text=True, timeout=840, check=False)
+    with capsys.disabled():
+        print(f"\n{run.stdout}")  # the figures, in the CI log
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert f"using the broker at {kafka_bootstrap} (--bootstrap)" in run.stderr
+
+    lines = run.stdout.strip().splitlines()
+    summary = json.loads(lines[-1])
+    for key in REQUIRED:
+        assert isinstance(summary[key], int | float) and summary[key] > 0, (key, summary[key])
+    assert summary["recovery_state_intact"] is True, "the restarted worker must show the same entered totals"
+    assert summary["latency_missing_probes"] == 0 and summary["latency_probes"] > 0
+
+    table = lines[:-1]
+    assert table[0].split() == ["figure", "median", "min", "max", "target", "met?"]
+    for label in TABLE_LABELS:
+        assert any(row.startswith(label) for row in table), f"no row {label!r} in:\n{run.stdout}"
+    met_column = [row.split()[-1] for row in table[2:] if "≥" in row or "≤" in row]
+    assert len(met_column) == 4 and set(met_column) <= {"yes", "NO"}
+
+    tag = re.search(r"deleted the run's \d+ topics \((\w+)-\*\)", run.stderr)
+    assert tag is not None, run.stderr[-2000:]
+    assert asyncio.run(topics_starting_with(kafka_bootstrap, tag.group(1))) == []
