@@ -9,11 +9,13 @@ to the worker that recovers it.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from faust.stores.base import SerializedStore
 from faust.streams import _current_event
+from faust.tables.table import Table
 
 
 @contextmanager
@@ -25,12 +27,46 @@ def as_current_event(event: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
-def raw_table(app: Any, name: str, partitions: int, options: dict[str, Any]) -> Any:
-    """A table of str keys and bytes values that we encode ourselves (orjson), skipping Faust's codecs."""
-    table = app.Table(name, partitions=partitions, key_type=str, value_type=bytes, options=options)
+def raw_table(app: Any, name: str, partitions: int, options: dict[str, Any],
+              keep: Callable[[bytes | None, bytes | None], bool] | None = None) -> Any:
+    """A table of str keys and bytes values that we encode ourselves (orjson), skipping Faust's codecs.
+
+    `keep(local, incoming)`, when given, decides whether a changelog record read back into the table
+    (recovery, standby replicas) replaces the value held locally; by default it always does."""
+    if keep is None:
+        table = app.Table(name, partitions=partitions, key_type=str, value_type=bytes, options=options)
+    else:
+        table = app.tables.add(_GuardedTable(app, keep, name=name, beacon=app.tables.beacon, partitions=partitions,
+                                             key_type=str, value_type=bytes, options=options))
     table.key_serializer = "raw"
     table.value_serializer = "raw"
+    # The changelog topic was made with the serializers of the types (json for str keys); recovery reads
+    # keys back through it, so make it again with the raw ones.
+    table.changelog_topic = table._new_changelog_topic()
     return table
+
+
+class _GuardedTable(Table):
+    def __init__(self, app: Any, keep: Callable[[bytes | None, bytes | None], bool], **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._keep = keep
+
+    def apply_changelog_batch(self, batch: Iterable[Any]) -> None:
+        newest: dict[bytes, bytes | None] = {}
+        chosen = []
+        for event in batch:
+            key, value = event.message.key, event.message.value
+            local = newest[key] if key in newest else self._local(key)
+            if self._keep(local, value):
+                newest[key] = value
+                chosen.append(event)
+        super().apply_changelog_batch(chosen)
+
+    def _local(self, key: bytes) -> bytes | None:
+        store = self.data
+        if isinstance(store, SerializedStore):  # RocksDB: raw bytes in, raw bytes out
+            return store._get(key)
+        return store.get(key.decode())  # memory: the table's own keys and values
 
 
 def quiet_monitor_class() -> type:

@@ -19,7 +19,7 @@ from streamer.app.faust_compat import as_current_event, quiet_monitor_class, raw
 from streamer.app.health import Health
 from streamer.app.settings import WorkerSettings, load_worker_settings
 from streamer.app.shutdown import install_stop_deadline
-from streamer.app.stage1 import CallStage
+from streamer.app.stage1 import CallStage, newer_row
 from streamer.app.stage2 import QueueStage
 from streamer.core.config import Config, load_config
 
@@ -50,15 +50,18 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
         topic_replication_factor=settings.replication_factor,
         table_standby_replicas=settings.standby_replicas,
         web_bind=settings.web_host,
-        web_enable_tables=settings.web_tables,
+        web_tables_enabled=settings.web_tables,
         processing_guarantee="at_least_once",
         stream_buffer_maxsize=4096,
         stream_wait_empty=False,
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
         producer_linger=0.005,
+        broker_credentials=settings.security.faust_credentials(),
         **({} if settings.faust_metrics else {"Monitor": quiet_monitor_class()}),
     )
+    for warning in settings.security.warnings():
+        log.warning("%s", warning)
     rocks = {"block_cache_size": settings.rocksdb_block_cache_mb * 1024 * 1024,
              "block_cache_compressed_size": settings.rocksdb_block_cache_mb * 1024 * 1024}
     raw = {"key_type": str, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -73,10 +76,10 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
         return raw_table(app, name, partitions, rocks)
 
     health = Health()
-    calls = CallStage(config, table("calls", settings.event_partitions),
-                      table("call-clock", settings.event_partitions), settings.event_partitions, health)
+    calls = CallStage(config, raw_table(app, "calls", settings.event_partitions, rocks, keep=newer_row),
+                      settings.event_partitions, health)
     queue_tables = {name: table(f"queue-{name}", settings.outcome_partitions)
-                    for name in ("buckets", "totals", "waiting", "agents")}
+                    for name in ("buckets", "waiting", "agents")}
     queues = QueueStage(config, queue_tables, settings.event_partitions, settings.outcome_partitions, health)
     pipeline = Pipeline(app, settings, config, health, calls, queues,
                         {"events": events, "outcomes": outcomes, "intervals": intervals, "dlq": dlq})
@@ -88,27 +91,31 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
             per_queue: dict[str, tuple[list, list]] = {}
             dead = []
-            for partition, part in by_partition(batch).items():
-                output = calls.process(partition, [event.message.value for event in part])
-                with as_current_event(part[-1]):
-                    calls.flush(partition)
+            done = []
+            for partition, part in assigned_parts(app, settings.events_topic, batch).items():
+                output = calls.process(partition, [(event.message.offset, event.message.value) for event in part])
+                done.append((partition, part[-1], output))
                 for queue, facts in output.facts.items():
                     per_queue.setdefault(queue, ([], []))[0].extend(facts)
                 for queue, agent_states in output.agents.items():
                     per_queue.setdefault(queue, ([], []))[1].extend(agent_states)
                 dead.extend((part[index].message, reason, detail) for index, reason, detail in output.dead)
-            for queue, (facts, agent_states) in per_queue.items():
-                await outcomes.send(key=queue.encode(), value=records.batch_record(facts, agent_states))
-            for message, reason, detail in dead:
-                await dlq.send(key=message.key, value=message.value, headers=records.dead_letter_headers(
-                    reason, detail, message.topic, message.partition, message.offset))
-            for partition in by_partition(batch):
-                calls.published[partition] = calls.trackers[partition].stream_time
+            sent = [await outcomes.send(key=queue.encode(), value=records.batch_record(facts, agent_states))
+                    for queue, (facts, agent_states) in per_queue.items()]
+            sent.extend([await dlq.send(key=message.key, value=message.value, headers=records.dead_letter_headers(
+                reason, detail, message.topic, message.partition, message.offset)) for message, reason, detail in dead])
+            # Delivered before the call table records the batch: a crash in between makes the restarted
+            # worker send them again (stage 2 counts a fact once), never lose them.
+            await asyncio.gather(*sent)
+            for partition, last, output in done:
+                with as_current_event(last):
+                    if calls.flush(partition, last.message.offset, output):
+                        calls.published[partition] = output.tracker.stream_time
 
     @app.agent(outcomes, concurrency=1)
     async def aggregate_queues(stream: Any) -> None:
         async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            for partition, part in by_partition(batch).items():
+            for partition, part in assigned_parts(app, settings.outcomes_topic, batch).items():
                 for event in part:
                     key = event.message.key
                     queues.handle(key.decode() if isinstance(key, bytes) else (key or ""), event.message.value,
@@ -134,6 +141,19 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
     async def bound_shutdown() -> None:
         install_stop_deadline(asyncio.get_running_loop())
 
+    assigned_at: dict[str, float] = {}
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app: faust.App, assigned: set, **kwargs: Any) -> None:
+        assigned_at["at"] = time.monotonic()
+
+    @app.on_rebalance_complete.connect
+    async def on_recovered(app: faust.App, **kwargs: Any) -> None:
+        # Faust logs the steps of a recovery; this is the figure to watch: assignment to ready.
+        started = assigned_at.pop("at", None)
+        if started is not None:
+            log.info("recovery: partitions assigned and tables restored in %.2f s", time.monotonic() - started)
+
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set, **kwargs: Any) -> None:
         calls.forget_partitions({tp.partition for tp in revoked if tp.topic == settings.events_topic})
@@ -145,11 +165,15 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
     return app
 
 
-def by_partition(batch: list[Any]) -> dict[int, list[Any]]:
-    """A batch's events grouped by partition, each group in offset order."""
+def assigned_parts(app: faust.App, topic: str, batch: list[Any]) -> dict[int, list[Any]]:
+    """A batch's events grouped by partition, each group in offset order, without the partitions this
+    worker no longer owns: a batch gathered before a rebalance is read again by their new owner, and
+    acting on it here would recreate state (and stale metric series) for partitions owned elsewhere."""
+    assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
     groups: dict[int, list[Any]] = {}
     for event in batch:
-        groups.setdefault(event.message.partition, []).append(event)
+        if event.message.partition in assigned:
+            groups.setdefault(event.message.partition, []).append(event)
     return groups
 
 

@@ -1,12 +1,21 @@
-"""Worker settings from the environment, checked at start-up with messages that name the variable."""
+"""Worker settings from the environment, checked at start-up with messages that name the variable.
+
+Kafka security (TLS, SASL PLAIN/SCRAM) comes from KAFKA_* variables shared by every command that talks
+to Kafka (`kafka_security()`); docs/operations.md lists them. Secrets never appear in a repr or a log.
+"""
 
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 class SettingsError(ValueError):
@@ -24,6 +33,144 @@ def bootstrap_servers(env: Mapping[str, str] | None = None) -> str:
                 f"KAFKA_BOOTSTRAP_SERVERS = {value!r}: expected host:port[,host:port...], e.g. 127.0.0.1:9092"
             )
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSecurity:
+    """How the project's Kafka clients authenticate and encrypt; PLAINTEXT (the default) is neither.
+
+    Passwords are kept out of `repr`, so a logged settings object shows no secret."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_key_password: str | None = field(default=None, repr=False)
+    ssl_check_hostname: bool = True
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context for SSL and SASL_SSL: the system's CAs, or KAFKA_SSL_CAFILE's; a client
+        certificate when one is configured (mutual TLS)."""
+        if not self.uses_ssl:
+            return None
+        context = ssl.create_default_context(cafile=self.ssl_cafile)
+        context.check_hostname = self.ssl_check_hostname
+        if self.ssl_certfile:
+            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile, self.ssl_key_password)
+        return context
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka's producer, consumer and admin client."""
+        kwargs: dict[str, Any] = {"security_protocol": self.protocol}
+        if self.uses_ssl:
+            kwargs["ssl_context"] = self.ssl_context()
+        if self.uses_sasl:
+            kwargs.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                          sasl_plain_password=self.sasl_password)
+        return kwargs
+
+    def faust_credentials(self) -> Any:
+        """The `broker_credentials` of the Faust app (None for PLAINTEXT)."""
+        import faust
+
+        if self.uses_sasl:
+            return faust.SASLCredentials(username=self.sasl_username, password=self.sasl_password,
+                                         ssl_context=self.ssl_context(), mechanism=self.sasl_mechanism)
+        if self.uses_ssl:
+            return faust.SSLCredentials(self.ssl_context())
+        return None
+
+    def warnings(self) -> list[str]:
+        """Settings that work but should not be used in production, to log at start-up."""
+        if self.protocol == "SASL_PLAINTEXT" and self.sasl_mechanism == "PLAIN":
+            return ["KAFKA_SASL_MECHANISM=PLAIN over KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT sends the password "
+                    "unencrypted: use SASL_SSL (or SCRAM) outside a trusted network"]
+        if self.uses_ssl and not self.ssl_check_hostname:
+            return ["KAFKA_SSL_CHECK_HOSTNAME=false: the broker's certificate is not matched to its host name"]
+        return []
+
+
+def kafka_security(env: Mapping[str, str] | None = None) -> KafkaSecurity:
+    """Kafka security settings from the environment, checked: a missing or contradictory setting stops
+    the command with a message naming the variable."""
+    env = os.environ if env is None else env
+    protocol = (env.get("KAFKA_SECURITY_PROTOCOL", "").strip() or "PLAINTEXT").upper()
+    if protocol not in SECURITY_PROTOCOLS:
+        raise SettingsError(f"KAFKA_SECURITY_PROTOCOL = {protocol!r}: must be one of {', '.join(SECURITY_PROTOCOLS)}")
+    sasl = protocol.startswith("SASL_")
+    tls = protocol in ("SSL", "SASL_SSL")
+    mechanism = env.get("KAFKA_SASL_MECHANISM", "").strip().upper() or None
+    username = env.get("KAFKA_SASL_USERNAME", "") or None
+    password = _secret(env, "KAFKA_SASL_PASSWORD")
+    if sasl:
+        if mechanism not in SASL_MECHANISMS:
+            raise SettingsError(f"KAFKA_SASL_MECHANISM = {mechanism!r}: with KAFKA_SECURITY_PROTOCOL={protocol} "
+                                f"set it to one of {', '.join(SASL_MECHANISMS)}")
+        if not username or not password:
+            raise SettingsError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and "
+                                "KAFKA_SASL_PASSWORD (or KAFKA_SASL_PASSWORD_FILE)")
+    else:
+        given = [name for name, value in (("KAFKA_SASL_MECHANISM", mechanism), ("KAFKA_SASL_USERNAME", username),
+                                          ("KAFKA_SASL_PASSWORD", password)) if value]
+        if given:
+            raise SettingsError(f"{', '.join(given)} set, but KAFKA_SECURITY_PROTOCOL={protocol} uses no SASL: "
+                                "set KAFKA_SECURITY_PROTOCOL=SASL_SSL (or SASL_PLAINTEXT)")
+    files = {name: _readable_file(env, name) for name in ("KAFKA_SSL_CAFILE", "KAFKA_SSL_CERTFILE",
+                                                          "KAFKA_SSL_KEYFILE")}
+    key_password = _secret(env, "KAFKA_SSL_KEY_PASSWORD")
+    if not tls:
+        given = [name for name, value in files.items() if value] + (["KAFKA_SSL_KEY_PASSWORD"] if key_password else [])
+        if given:
+            raise SettingsError(f"{', '.join(given)} set, but KAFKA_SECURITY_PROTOCOL={protocol} uses no TLS: "
+                                "set KAFKA_SECURITY_PROTOCOL=SSL (or SASL_SSL)")
+    if files["KAFKA_SSL_KEYFILE"] and not files["KAFKA_SSL_CERTFILE"]:
+        raise SettingsError("KAFKA_SSL_KEYFILE is set without KAFKA_SSL_CERTFILE: a client key needs its certificate")
+    security = KafkaSecurity(protocol, mechanism if sasl else None, username, password, files["KAFKA_SSL_CAFILE"],
+                             files["KAFKA_SSL_CERTFILE"], files["KAFKA_SSL_KEYFILE"], key_password,
+                             _bool(env, "KAFKA_SSL_CHECK_HOSTNAME", True))
+    try:
+        security.ssl_context()
+    except (OSError, ssl.SSLError) as error:
+        # The message names files, never their content or a password.
+        raise SettingsError(f"the TLS files of KAFKA_SSL_CAFILE/CERTFILE/KEYFILE cannot be used: {error}") from None
+    return security
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """A secret from NAME, or from the file NAME_FILE names (Docker and Kubernetes secrets)."""
+    direct = env.get(name, "")
+    path = env.get(f"{name}_FILE", "")
+    if direct and path:
+        raise SettingsError(f"both {name} and {name}_FILE are set: keep one")
+    if not path:
+        return direct or None
+    try:
+        value = Path(path).read_text().rstrip("\r\n")
+    except OSError as error:
+        raise SettingsError(f"{name}_FILE = {path!r}: cannot read it ({error.strerror})") from None
+    if not value:
+        raise SettingsError(f"{name}_FILE = {path!r}: the file is empty")
+    return value
+
+
+def _readable_file(env: Mapping[str, str], name: str) -> str | None:
+    path = env.get(name, "")
+    if not path:
+        return None
+    if not os.access(path, os.R_OK) or not Path(path).is_file():
+        raise SettingsError(f"{name} = {path!r}: not a readable file")
+    return path
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +193,7 @@ class WorkerSettings:
     batch_size: int = 2000
     faust_metrics: bool = True
     batch_seconds: float = 0.05
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @property
     def broker_urls(self) -> list[str]:
@@ -105,4 +253,5 @@ def load_worker_settings(env: Mapping[str, str] | None = None) -> WorkerSettings
         web_host=env.get("STREAMER_WEB_HOST", "") or "127.0.0.1",
         web_tables=_bool(env, "STREAMER_WEB_TABLES", False),
         faust_metrics=_bool(env, "STREAMER_FAUST_METRICS", True),
+        security=kafka_security(env),
     )

@@ -26,18 +26,32 @@ from streamer.core.tracker import DUPLICATE, INVALID, PROCESSED, CallTracker
 
 log = logging.getLogger(__name__)
 
+CALL_ROW = "c:"
+CLOCK_ROW = "t:"
+
 
 def partition_of(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner gives `key` (murmur2, as the Java client and aiokafka)."""
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
+def newer_row(local: bytes | None, incoming: bytes | None) -> bool:
+    """Whether a changelog record read back into the table (recovery, standby) replaces the local row.
+
+    After a crash the local store can hold rows newer than the changelog records Faust re-reads (it
+    re-reads from the last offset it saw acknowledged); the row with the newer input offset wins, so
+    recovery never turns a row back to an older version than its partition's "t:" row implies."""
+    if local is None or incoming is None:
+        return True
+    return orjson.loads(incoming)[1] >= orjson.loads(local)[1]
+
+
 class DirtyDict(MutableMapping[str, CallState]):
-    """A dict that remembers which keys changed since the last `take_changes()`."""
+    """A dict that remembers which keys changed since the last `take_changes()`, and their value before."""
 
     def __init__(self, data: dict[str, CallState]) -> None:
         self.data = data
-        self.changed: set[str] = set()
+        self.before: dict[str, CallState | None] = {}
 
     def __getitem__(self, key: str) -> CallState:
         return self.data[key]
@@ -46,12 +60,17 @@ class DirtyDict(MutableMapping[str, CallState]):
         return self.data.get(key, default)
 
     def __setitem__(self, key: str, value: CallState) -> None:
+        self.touch(key)
         self.data[key] = value
-        self.changed.add(key)
 
     def __delitem__(self, key: str) -> None:
+        self.touch(key)
         del self.data[key]
-        self.changed.add(key)
+
+    def touch(self, key: str) -> None:
+        """Mark `key` to be written at the next flush, with its current value as the one before."""
+        if key not in self.before:
+            self.before[key] = self.data.get(key)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.data)
@@ -62,51 +81,83 @@ class DirtyDict(MutableMapping[str, CallState]):
     def values(self):  # type: ignore[override]
         return self.data.values()
 
-    def take_changes(self) -> list[tuple[str, CallState | None]]:
-        changes = [(key, self.data.get(key)) for key in self.changed]
-        self.changed = set()
+    def take_changes(self) -> list[tuple[str, CallState | None, CallState | None]]:
+        """(key, value now or None when deleted, value before the changes) of every key changed."""
+        changes = [(key, self.data.get(key), before) for key, before in self.before.items()]
+        self.before = {}
         return changes
 
 
 @dataclass
 class BatchOutput:
-    """What one partition's batch produced: facts and agent states per queue, dead letters by index."""
+    """What one partition's batch produced: facts and agent states per queue, dead letters by index, and
+    the tracker that holds its changes until `flush`."""
 
+    tracker: CallTracker
     facts: dict[str, list[list]] = field(default_factory=lambda: defaultdict(list))
     agents: dict[str, list[list]] = field(default_factory=lambda: defaultdict(list))
     dead: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 class CallStage:
-    def __init__(self, config: Config, call_table: Any, clock_table: Any, partitions: int, health: Health) -> None:
+    """Stage 1 over its table, where every row records the input offset of the batch that wrote it:
+
+      "c:" + call id     [partition, offset, call state or null (forgotten), the state before that write]
+      "t:" + partition   [partition, offset, stream time]: every record up to `offset` is in the rows
+
+    A batch's facts and dead letters are delivered before its rows are written, and the partition's
+    "t:" row is written last, so after a crash a row newer than its partition's "t:" row belongs to a
+    batch whose writes did not all land: recovery puts it back to its state before, and processing
+    resumes after the "t:" offset with that offset's stream time. The replay then decides every event
+    as the first run did and sends the same facts again, which stage 2 counts once (`QueueState`).
+    """
+
+    def __init__(self, config: Config, call_table: Any, partitions: int, health: Health) -> None:
         self.config = config
         self.table = call_table
-        self.clock = clock_table
         self.partitions = partitions
         self.health = health
         self.trackers: dict[int, CallTracker] = {}
         self.published: dict[int, int] = {}  # partition -> stream time whose facts have all been sent
         self.last_event_wall: dict[int, float] = {}
-        self._saved_clock: dict[int, int] = {}
+        self.applied: dict[int, int] = {}  # partition -> offset of the last record in the table's rows
+        self.forgotten: dict[int, set[str]] = {}  # partition -> calls marked forgotten, to delete at next flush
 
     def tracker(self, partition: int) -> CallTracker:
         tracker = self.trackers.get(partition)
         if tracker is None:
             started = time.monotonic()
-            calls = {}
+            clock = self.table.get(CLOCK_ROW + str(partition))
+            _, applied, stream_time = orjson.loads(clock) if clock is not None else (partition, -1, 0)
+            calls: dict[str, CallState] = {}
+            rolled_back: list[str] = []
+            forgotten: set[str] = set()
             for key, raw in self.table.items():
-                if partition_of(key, self.partitions) == partition:
-                    calls[key] = CallState.from_list(orjson.loads(raw))
-            tracker = CallTracker(self.config, DirtyDict(calls))
+                if not key.startswith(CALL_ROW):
+                    continue
+                row_partition, offset, state, before = orjson.loads(raw)
+                if row_partition != partition:
+                    continue
+                call_id = key[len(CALL_ROW):]
+                if offset > applied:
+                    state = before
+                    rolled_back.append(call_id)
+                if state is None:
+                    forgotten.add(call_id)
+                else:
+                    calls[call_id] = CallState.from_list(state)
+            store = DirtyDict(calls)
+            for call_id in rolled_back:
+                store.touch(call_id)  # rewrite the row at the next flush, so no newer version remains
+            tracker = CallTracker(self.config, store)
             tracker.rebuild_schedule()
-            saved = self.clock.get(str(partition))
-            newest = max((s.last_ts for s in calls.values()), default=0)
-            tracker.stream_time = max(int(saved) if saved else 0, newest)
-            self._saved_clock[partition] = tracker.stream_time
+            tracker.resume(stream_time)
             self.trackers[partition] = tracker
-            log.info("stage 1 partition %d: recovered %d call(s) in %.2f s, stream time %s", partition, len(calls),
-                     time.monotonic() - started,
-                     ev.format_ts(tracker.stream_time) if tracker.stream_time else "none")
+            self.applied[partition] = applied
+            self.forgotten[partition] = forgotten - set(rolled_back)
+            log.info("stage 1 partition %d: recovered %d call(s) in %.2f s, stream time %s, resuming after "
+                     "offset %d (%d call(s) rolled back to it)", partition, len(calls), time.monotonic() - started,
+                     ev.format_ts(stream_time) if stream_time else "none", applied, len(rolled_back))
         return tracker
 
     def forget_partitions(self, partitions: set[int]) -> None:
@@ -114,48 +165,70 @@ class CallStage:
             self.trackers.pop(partition, None)
             self.published.pop(partition, None)
             self.last_event_wall.pop(partition, None)
+            self.applied.pop(partition, None)
+            self.forgotten.pop(partition, None)
 
-    def process(self, partition: int, values: list[bytes | None]) -> BatchOutput:
-        """Run one partition's records, in order, through its tracker."""
+    def process(self, partition: int, records: list[tuple[int, bytes | None]]) -> BatchOutput:
+        """Run one partition's records (offset, value), in order, through its tracker.
+
+        Records already in the table's rows (replayed after a restart) are skipped: their facts and
+        dead letters went out before the rows were written."""
         tracker = self.tracker(partition)
         self.last_event_wall[partition] = time.monotonic()
-        out = BatchOutput()
+        applied = self.applied[partition]
+        out = BatchOutput(tracker)
         count = self.health.count
-        for index, value in enumerate(values):
+        now_ms = time.time_ns() // 1_000_000
+        for index, (offset, value) in enumerate(records):
+            if offset <= applied:
+                continue
             try:
                 event = ev.parse_event(value if value is not None else b"")
             except ev.InvalidEvent as exc:
                 count(INVALID, exc.reason)
                 out.dead.append((index, exc.reason, exc.detail))
                 continue
-            if event.type == ev.AGENT_STATE:
-                count(PROCESSED, "", event.ts)
-                for queue in event.queues or ():
-                    out.agents[queue].append([event.agent_id, event.state, event.ts])
-                continue
-            outcome = tracker.process(event)
+            outcome = tracker.process(event, now_ms)
             count(outcome.result, outcome.reason, event.ts)
-            for fact in outcome.facts:
-                out.facts[fact.queue].append(fact.to_list())
-            for fact in tracker.advance():
-                out.facts[fact.queue].append(fact.to_list())
+            if event.type == ev.AGENT_STATE:
+                if outcome.result == PROCESSED:
+                    for queue in event.queues or ():
+                        out.agents[queue].append([event.agent_id, event.state, event.ts])
+            else:
+                for fact in outcome.facts:
+                    out.facts[fact.queue].append(fact.to_list())
+                for fact in tracker.advance():
+                    out.facts[fact.queue].append(fact.to_list())
             if outcome.result not in (PROCESSED, DUPLICATE):
                 out.dead.append((index, outcome.reason, f"{outcome.result}: {outcome.reason}"))
         return out
 
-    def flush(self, partition: int) -> None:
-        """Write the partition's changed calls and stream time to the tables (one write per key).
+    def flush(self, partition: int, offset: int, output: BatchOutput) -> bool:
+        """Write the partition's changed calls, then its "t:" row: everything up to `offset` is done.
 
-        Runs with one of the partition's events as Faust's current event (see faust_compat)."""
-        tracker = self.trackers[partition]
-        for key, state in tracker.store.take_changes():  # type: ignore[attr-defined]
+        Call only once the batch's facts and dead letters are delivered. Writes nothing (False) when
+        the partition was revoked since `process` (its new owner reads the batch again). Runs with one
+        of the partition's events as Faust's current event (see faust_compat)."""
+        tracker = self.trackers.get(partition)
+        if tracker is not output.tracker:
+            return False
+        offset = max(offset, self.applied[partition])
+        calls = tracker.store.data  # type: ignore[attr-defined]
+        for call_id in self.forgotten.pop(partition, set()) - calls.keys():
+            self.table.pop(CALL_ROW + call_id, None)
+        forgotten = set()
+        for call_id, state, before in tracker.store.take_changes():  # type: ignore[attr-defined]
+            if state is None and before is None:
+                self.table.pop(CALL_ROW + call_id, None)
+                continue
+            self.table[CALL_ROW + call_id] = orjson.dumps([partition, offset, state.to_list() if state else None,
+                                                           before.to_list() if before else None])
             if state is None:
-                self.table.pop(key, None)
-            else:
-                self.table[key] = orjson.dumps(state.to_list())
-        if tracker.stream_time != self._saved_clock.get(partition):
-            self.clock[str(partition)] = str(tracker.stream_time).encode()
-            self._saved_clock[partition] = tracker.stream_time
+                forgotten.add(call_id)  # kept one flush longer, so an unfinished next batch can roll back to it
+        self.table[CLOCK_ROW + str(partition)] = orjson.dumps([partition, offset, tracker.stream_time])
+        self.applied[partition] = offset
+        self.forgotten[partition] = forgotten
+        return True
 
     def progress(self, assigned: set[int], idle_seconds: float) -> list[tuple[int, int | None, bool]]:
         """(partition, stream time, idle) of every assigned partition, for stage 2's watermark.

@@ -23,7 +23,10 @@ from streamer.core import counters
 from streamer.core.calls import ENTERED, Fact
 from streamer.core.config import Config
 from streamer.core.queues import QueueState
-from streamer.core.windows import MINUTE_MS, interval_start
+from streamer.core.tracker import LATE
+
+PAST_RETENTION = "past_retention"  # a fact for a minute already folded into the totals' base
+BASE = "base"
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ class PendingWrites:
     never reaches the table."""
 
     buckets: set[tuple[str, int]] = field(default_factory=set)
-    totals: set[str] = field(default_factory=set)
+    bases: set[str] = field(default_factory=set)
     waiting_added: set[tuple[str, str]] = field(default_factory=set)
     waiting_new: set[tuple[str, str]] = field(default_factory=set)  # entered in this batch
     waiting_removed: set[tuple[str, str]] = field(default_factory=set)
@@ -46,8 +49,9 @@ class QueueStage:
     def __init__(self, config: Config, tables: dict[str, Any], upstream_partitions: int, partitions: int,
                  health: Health) -> None:
         self.config = config
-        self.buckets = tables["buckets"]  # "queue|minute" -> counts
-        self.totals = tables["totals"]  # queue -> counts, monotonic
+        # "queue|minute" -> [counts, keys of the facts counted]; "queue|base" -> [counts folded away,
+        # first minute kept]: one table, so a prune's base write precedes its deletes in one changelog
+        self.buckets = tables["buckets"]
         self.waiting = tables["waiting"]  # "queue|visit" -> [enqueued ms, kind]
         self.agents = tables["agents"]  # "queue|agent" -> state
         self.upstream_partitions = upstream_partitions
@@ -70,7 +74,6 @@ class QueueStage:
         states = self.owned.get(partition)
         if states is None:
             states = self.owned[partition] = self._recover(partition)
-            self.pending[partition] = PendingWrites()
         return states
 
     def forget_partitions(self, partitions: set[int]) -> None:
@@ -92,14 +95,13 @@ class QueueStage:
                 state = states[queue] = QueueState(queue, self.config.for_queue(queue))
             return state
 
-        for queue, raw in self.totals.items():
-            if (state := state_of(queue)) is not None:
-                state.totals = orjson.loads(raw)
         for key, raw in self.buckets.items():
             queue, _, minute = key.rpartition("|")
             if (state := state_of(queue)) is not None:
-                state.buckets[int(minute)] = orjson.loads(raw)
-                state.dirty.add(interval_start(int(minute), state.settings))
+                if minute == BASE:
+                    state.restore_base(orjson.loads(raw))
+                else:
+                    state.restore_bucket(int(minute), orjson.loads(raw))
         for key, raw in self.waiting.items():
             queue, _, visit = key.partition("|")
             if (state := state_of(queue)) is not None:
@@ -109,9 +111,9 @@ class QueueStage:
             queue, _, agent = key.partition("|")
             if (state := state_of(queue)) is not None:
                 state.agents[agent] = raw.decode()
-        for state in states.values():
-            if state.buckets:
-                state.last_event_ts = max(state.buckets) + MINUTE_MS - 1
+        pending = self.pending.setdefault(partition, PendingWrites())
+        for queue, state in states.items():
+            pending.pruned.update((queue, minute) for minute in state.finish_restore())
         if states:
             log.info("stage 2 partition %d: recovered %d queue(s) in %.2f s: %s", partition, len(states),
                      time.monotonic() - started, ", ".join(sorted(states)))
@@ -148,6 +150,8 @@ class QueueStage:
             changes = state.apply(fact)
             if changes.bucket is not None:
                 pending.buckets.add((queue, changes.bucket))
+            elif changes.past_retention:
+                self.health.count(LATE, PAST_RETENTION, fact.ts)
             if changes.waiting_added is not None:
                 entry = (queue, changes.waiting_added)
                 pending.waiting_added.add(entry)
@@ -161,7 +165,6 @@ class QueueStage:
                 else:
                     pending.waiting_removed.add(entry)
             latest = max(latest, fact.ts)
-        pending.totals.add(queue)
         self.last_fact_wall[queue] = time.monotonic()
         self._prune(state, latest, pending)
 
@@ -169,24 +172,23 @@ class QueueStage:
         if now_ms < self._next_prune.get(state.queue, 0):
             return
         self._next_prune[state.queue] = now_ms + 3600 * 1000
+        kept_from = state.kept_from
         for minute in state.prune(now_ms):
             pending.pruned.add((state.queue, minute))
             pending.buckets.discard((state.queue, minute))
+        if state.kept_from != kept_from:
+            pending.bases.add(state.queue)
 
     def flush(self, partition: int) -> None:
         """Write what changed in the partition since the last flush, one write per key.
 
-        Runs with one of the partition's events as Faust's current event (see faust_compat)."""
+        The live queue and agents first: a bucket row persisted means its facts' waiting changes
+        are too, so a replay that finds a fact counted can skip them. Then a prune's base before its
+        deletes. Runs with one of the partition's events as Faust's current event (see faust_compat)."""
         pending = self.pending.get(partition)
         if pending is None:
             return
         states = self.owned[partition]
-        for queue, minute in pending.buckets:
-            self.buckets[f"{queue}|{minute}"] = orjson.dumps(states[queue].buckets[minute])
-        for queue, minute in pending.pruned:
-            self.buckets.pop(f"{queue}|{minute}", None)
-        for queue in pending.totals:
-            self.totals[queue] = orjson.dumps(states[queue].totals)
         for queue, visit in pending.waiting_added:
             entry = states[queue].waiting.get(visit)
             if entry is not None:
@@ -199,6 +201,12 @@ class QueueStage:
                 self.agents.pop(f"{queue}|{agent}", None)
             else:
                 self.agents[f"{queue}|{agent}"] = agent_state.encode()
+        for queue in pending.bases:
+            self.buckets[f"{queue}|{BASE}"] = orjson.dumps(states[queue].base_row())
+        for queue, minute in pending.buckets:
+            self.buckets[f"{queue}|{minute}"] = orjson.dumps(states[queue].bucket_row(minute))
+        for queue, minute in pending.pruned:
+            self.buckets.pop(f"{queue}|{minute}", None)
         self.pending[partition] = PendingWrites()
 
     # --- closing intervals ----------------------------------------------------------------------

@@ -20,7 +20,8 @@ async def ensure_topics(settings: WorkerSettings, explicit_partitions: bool) -> 
 
     Tables are partitioned like their source topic, so a mismatch must stop the worker, not warn.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=15000,
+                                **settings.security.client_kwargs())
     await admin.start()
     try:
         existing = await _partition_counts(admin)

@@ -68,6 +68,11 @@ class Limits:
     max_call_age_seconds: float = 4 * 3600.0
     grace_seconds: float = 60.0
     idle_seconds: float = 60.0
+    max_future_seconds: float = 86400.0  # a live worker rejects events dated further ahead of its clock
+
+    @property
+    def max_future_ms(self) -> int:
+        return round(self.max_future_seconds * 1000)
 
     @property
     def max_call_age_ms(self) -> int:
@@ -196,7 +201,8 @@ def _limits(table: Mapping[str, Any]) -> Limits:
         if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
             raise ConfigError(f"limits.max_queues = {raw!r}: must be a whole number of at least 1")
         values["max_queues"] = raw
-    for key, low in (("max_call_age_seconds", 60.0), ("grace_seconds", 0.0), ("idle_seconds", 1.0)):
+    for key, low in (("max_call_age_seconds", 60.0), ("grace_seconds", 0.0), ("idle_seconds", 1.0),
+                     ("max_future_seconds", 60.0)):
         if key in table:
             value = _number(f"limits.{key}", table[key])
             if not low <= value <= 7 * 86400:

@@ -3,10 +3,19 @@
 Stage 2 of the live pipeline keeps one `QueueState` per owned queue (persisting what changes to its
 tables), and every reader (Prometheus, the JSON API, the wallboard) asks it for windows. Pure: it
 is handed the current time, it never reads a clock.
+
+Facts arrive at least once (a crash replays records; a restarted stage 1 re-sends the facts of the
+events it had not yet recorded), so each minute bucket remembers the keys of the facts it counted
+and a repeat is recognised there. The keys live in the same table row as the counts they guard, so
+one write persists both or neither; they are kept as long as the bucket. Totals are the sum of the
+buckets plus `base`, the counts of buckets that aged out, so they need no write of their own.
 """
 
 from __future__ import annotations
 
+import hashlib
+from array import array
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,16 +40,26 @@ EXPORTED_AGENT_STATES = ("available", "busy", "wrap_up", "away")
 WINDOWS = ("interval", *SLIDING_WINDOWS_MINUTES, "today")
 # Buckets are kept long enough for "today" (up to 25 h) plus a day of late corrections and replays.
 BUCKET_RETENTION_MS = 49 * 3600 * 1000
+_FACT_KEY_MASK = (1 << 63) - 1
+
+
+def fact_key(fact: calls.Fact) -> int:
+    """A stable 63-bit identity of a fact: its visit and its kind (a visit has at most one fact of
+    each kind), so every copy of a fact has the same key. Two different facts of one queue-minute
+    share a key with a probability of about n² / 2⁶⁴ for n facts: never, in practice."""
+    digest = hashlib.blake2b(f"{fact.kind}|{fact.visit_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & _FACT_KEY_MASK
 
 
 @dataclass(slots=True)
 class Changes:
     """What one applied fact changed, so a shell can persist exactly that."""
 
-    bucket: int | None = None  # minute start whose counts changed
+    bucket: int | None = None  # minute start whose counts changed (None: nothing was counted)
     waiting_added: str | None = None  # visit id now waiting (or now a callback marker)
     waiting_removed: str | None = None
-    totals: bool = False
+    repeated: bool = False  # the fact had been counted already: a re-delivery
+    past_retention: bool = False  # its minute was folded into `base` already: not counted
 
 
 @dataclass
@@ -53,21 +72,34 @@ class QueueState:
     agents: dict[str, str] = field(default_factory=dict)  # agent id -> state
     last_event_ts: int = 0
     dirty: set[int] = field(default_factory=set)  # interval starts changed since last emitted
+    applied: dict[int, array] = field(default_factory=dict)  # minute -> sorted keys of the facts counted
+    base: list[int] = field(default_factory=counters.empty)  # counts of the buckets folded away
+    kept_from: int = 0  # first minute kept as a bucket: earlier ones are in `base`
 
     def apply(self, fact: calls.Fact) -> Changes:
-        """Count one fact into its minute bucket and the totals, and update the live queue."""
-        changes = Changes(totals=True)
+        """Count one fact into its minute bucket and the totals, once, and update the live queue.
+
+        A repeat counts nothing and adds no waiting caller; an outcome still removes its visit from
+        the live queue (harmless when it is gone already)."""
+        changes = Changes()
         minute = minute_of(fact_time(fact, self.settings))
-        bucket = self.buckets.get(minute)
-        if bucket is None:
-            bucket = self.buckets[minute] = counters.empty()
-        counters.add_fact(bucket, fact, self.settings)
-        counters.add_fact(self.totals, fact, self.settings)
-        changes.bucket = minute
-        self.dirty.add(interval_start(minute, self.settings))
+        if minute < self.kept_from:
+            changes.past_retention = True
+        elif self._remember(minute, fact_key(fact)):
+            bucket = self.buckets.get(minute)
+            if bucket is None:
+                bucket = self.buckets[minute] = counters.empty()
+            counters.add_fact(bucket, fact, self.settings)
+            counters.add_fact(self.totals, fact, self.settings)
+            changes.bucket = minute
+            self.dirty.add(interval_start(minute, self.settings))
+        else:
+            changes.repeated = True
+        counted = changes.bucket is not None
         if fact.kind == calls.ENTERED:
-            self.waiting[fact.visit_id] = (fact.enqueued_ts, CALLER)
-            changes.waiting_added = fact.visit_id
+            if counted:
+                self.waiting[fact.visit_id] = (fact.enqueued_ts, CALLER)
+                changes.waiting_added = fact.visit_id
         elif fact.kind == calls.CALLBACK_REQUESTED and fact.visit_id in self.waiting:
             self.waiting[fact.visit_id] = (fact.enqueued_ts, CALLBACK)
             changes.waiting_added = fact.visit_id
@@ -76,6 +108,17 @@ class QueueState:
         if fact.ts > self.last_event_ts:
             self.last_event_ts = fact.ts
         return changes
+
+    def _remember(self, minute: int, key: int) -> bool:
+        """Add `key` to the minute's fact keys; False when it was there already."""
+        keys = self.applied.get(minute)
+        if keys is None:
+            keys = self.applied[minute] = array("q")
+        at = bisect_left(keys, key)
+        if at < len(keys) and keys[at] == key:
+            return False
+        keys.insert(at, key)
+        return True
 
     def set_agent(self, agent_id: str, state: str, ts: int) -> None:
         if state == "logged_out":
@@ -86,12 +129,50 @@ class QueueState:
             self.last_event_ts = ts
 
     def prune(self, now_ms: int) -> list[int]:
-        """Drop buckets older than the retention; returns the minutes dropped."""
-        cutoff = now_ms - BUCKET_RETENTION_MS
-        old = [minute for minute in self.buckets if minute < cutoff]
+        """Fold the buckets older than the retention into `base`; returns the minutes folded.
+
+        `kept_from` moves with them, so a fact for a folded minute is not counted again later (it
+        is reported as past retention). The cut is at an interval start, so no interval is left
+        half folded. Persist `base_row()` before deleting the folded buckets."""
+        cutoff = interval_start(now_ms - BUCKET_RETENTION_MS, self.settings)
+        if cutoff <= self.kept_from:
+            return []
+        old = sorted(minute for minute in self.buckets if minute < cutoff)
         for minute in old:
-            del self.buckets[minute]
+            counters.merge(self.base, self.buckets.pop(minute))
+            self.applied.pop(minute, None)
+        self.kept_from = cutoff
         return old
+
+    # --- persistence -----------------------------------------------------------------------------
+
+    def bucket_row(self, minute: int) -> list:
+        """A bucket as stored: its counts and the keys of the facts it counted, in one value."""
+        return [self.buckets[minute], self.applied.get(minute, array("q")).tolist()]
+
+    def base_row(self) -> list:
+        return [self.base, self.kept_from]
+
+    def restore_bucket(self, minute: int, row: list) -> None:
+        counts, keys = row
+        self.buckets[minute] = list(counts)
+        self.applied[minute] = array("q", sorted(keys))
+
+    def restore_base(self, row: list) -> None:
+        self.base, self.kept_from = list(row[0]), row[1]
+
+    def finish_restore(self) -> list[int]:
+        """After the rows are restored: totals and last event time from them; returns the minutes of
+        buckets already folded into `base` (a crash between the two writes of a prune), to delete."""
+        stale = sorted(minute for minute in self.buckets if minute < self.kept_from)
+        for minute in stale:
+            del self.buckets[minute]
+            self.applied.pop(minute, None)
+        self.dirty = {interval_start(minute, self.settings) for minute in self.buckets}
+        self.totals = counters.total([self.base, *self.buckets.values()])
+        if self.buckets:
+            self.last_event_ts = max(self.last_event_ts, max(self.buckets) + MINUTE_MS - 1)
+        return stale
 
     # --- reading -------------------------------------------------------------------------------
 

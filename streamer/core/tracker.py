@@ -25,6 +25,7 @@ INVALID = "invalid"
 
 QUEUE_NOT_ALLOWED = "queue_not_allowed"
 TOO_MANY_QUEUES = "too_many_queues"
+FUTURE_TIME = "future_time"
 
 
 @dataclass(slots=True)
@@ -45,10 +46,14 @@ class CallTracker:
         self._due: list[tuple[int, str]] = []
         self._next_sweep = 0
 
-    def process(self, event: ev.Event) -> Outcome:
-        """Apply one call event; agent events are not calls and are returned as processed, no facts."""
+    def process(self, event: ev.Event, now_ms: int | None = None) -> Outcome:
+        """Apply one event. An agent event changes no call: it is processed (no facts) when every queue
+        it names is admitted. With `now_ms` (a live worker's clock), an event dated further ahead than
+        `limits.max_future_seconds` is rejected: it would move stream time past every real event."""
+        if now_ms is not None and event.ts > now_ms + self.config.limits.max_future_ms:
+            return Outcome(REJECTED, FUTURE_TIME)
         if event.type == ev.AGENT_STATE:
-            return Outcome(PROCESSED)
+            return self._admit_agent(event)
         queue = event.queue or ""
         settings = self.config.for_queue(queue)
         if is_late(event.ts, self.stream_time, settings, self.config.limits.grace_ms):
@@ -74,6 +79,12 @@ class CallTracker:
         if event.ts > self.stream_time:
             self.stream_time = event.ts
         return Outcome(PROCESSED, "", step.facts)
+
+    def resume(self, stream_time: int) -> None:
+        """Continue a stream whose events up to `stream_time` an earlier run processed (a restart): with
+        that stream time and that run's next sweep, so the events that follow are decided as they were."""
+        self.stream_time = stream_time
+        self._next_sweep = stream_time - stream_time % MINUTE_MS + MINUTE_MS if stream_time else 0
 
     def advance(self) -> list[calls.Fact]:
         """Expire calls past the maximum age and forget finished calls whose intervals have all closed.
@@ -123,6 +134,18 @@ class CallTracker:
             # may come long after; wait for it up to the maximum age.
             forget = max(forget, state.last_ts + self.config.limits.max_call_age_ms)
         return forget
+
+    def _admit_agent(self, event: ev.Event) -> Outcome:
+        # Agents can name queues no call has used yet, so they pass the allow-list and the cap too:
+        # otherwise a flood of agent events could create any number of queues (and metric series).
+        new = [queue for queue in dict.fromkeys(event.queues or ()) if queue not in self.queues_seen]
+        limits = self.config.limits
+        if limits.allowed_queues is not None and not limits.allowed_queues.issuperset(new):
+            return Outcome(REJECTED, QUEUE_NOT_ALLOWED)
+        if len(self.queues_seen) + len(new) > limits.max_queues:
+            return Outcome(REJECTED, TOO_MANY_QUEUES)
+        self.queues_seen.update(new)
+        return Outcome(PROCESSED)
 
     def _refusal(self, queue: str) -> str:
         """Why a visit on `queue` cannot be admitted, or "" when it can."""

@@ -46,7 +46,8 @@ def install_pages(app: faust.App, pipeline: Any) -> None:
             async def get(self, request: Request) -> Response:
                 return AiohttpResponse(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
     registry.register(PipelineCollector(pipeline))
-    totals_table = pipeline.queues.totals
+    # Any stage-2 table routes by queue: they share the partitioning of call-outcomes (key = queue).
+    queue_table = pipeline.queues.buckets
     static = resources.files("streamer.export") / "static"
 
     def json_response(web: View, data: Any, status: int = 200) -> Response:
@@ -62,7 +63,7 @@ def install_pages(app: faust.App, pipeline: Any) -> None:
 
     @app.page("/api/queues/{queue}")
     class OneQueue(View):
-        @app.table_route(table=totals_table, match_info="queue")
+        @app.table_route(table=queue_table, match_info="queue")
         async def get(self, request: Request, queue: str) -> Response:
             snapshot = api_snapshot(pipeline, queue=queue)
             if not snapshot["queues"]:

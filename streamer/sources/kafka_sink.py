@@ -131,7 +131,13 @@ async def send_events(
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaConnectionError
 
+    from streamer.app.settings import SettingsError, kafka_security
+
     servers = bootstrap_servers(bootstrap)
+    try:
+        security = kafka_security()
+    except SettingsError as error:  # the commands that send say it and stop, as for an unreachable broker
+        raise KafkaUnavailable(str(error)) from None
     pacer = Pacer(speed) if speed is not None else None
     producer = AIOKafkaProducer(
         bootstrap_servers=servers,
@@ -139,6 +145,7 @@ async def send_events(
         acks="all",
         linger_ms=linger_ms,
         max_batch_size=max_batch_size,
+        **security.client_kwargs(),
         **dict(producer_options or {}),
     )
     try:
