@@ -9,59 +9,18 @@ import sys
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
-from tests.kafka_io import latest_intervals, read_records, report_intervals
+from tests.integration.fault_support import CONFIG, difference, offline_report, settle
+from tests.kafka_io import read_records, report_intervals
 from tests.pipeline_input import NOISE, build_event_file
 from tests.worker_process import WorkerProcess, unique_names
 
 pytestmark = pytest.mark.integration
 
-CONFIG = """
-[defaults]
-time_zone = "Europe/London"
-interval_minutes = 15
-
-[queues.support]
-interval_minutes = 30
-threshold_seconds = 30
-
-[limits]
-grace_seconds = 60
-idle_seconds = 3
-"""
-
-
-def offline_report(events: Path, config: Path) -> dict:
-    out = subprocess.run([sys.executable, "-m", "streamer.cli", "report", str(events), "--config", str(config)],
-                         check=True, capture_output=True, timeout=120).stdout
-    return orjson.loads(out)
-
-
 def replay(path: Path, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-m", "streamer.cli", "replay", str(path), "--topic",
                     env["STREAMER_TOPIC_EVENTS"]], check=True, capture_output=True, timeout=120)
-
-
-def wait_for_intervals(bootstrap: str, topic: str, want: dict, timeout: float = 120.0) -> dict:
-    deadline = time.monotonic() + timeout
-    got: dict = {}
-    while time.monotonic() < deadline:
-        got = latest_intervals(bootstrap, topic)
-        if got == want:
-            return got
-        time.sleep(2)
-    return got
-
-
-def describe_difference(got: dict, want: dict) -> str:
-    lines = [f"missing: {sorted(set(want) - set(got))[:5]}", f"extra: {sorted(set(got) - set(want))[:5]}"]
-    for key in sorted(set(got) & set(want)):
-        diff = {k: (got[key].get(k), v) for k, v in want[key].items() if got[key].get(k) != v}
-        if diff:
-            lines.append(f"{key}: (got, want) {diff}")
-    return "\n".join(lines[:15])
 
 
 @pytest.fixture
@@ -76,14 +35,14 @@ def test_replay_matches_offline_report_and_dead_letters_bad_records(
     tmp_path: Path, kafka_bootstrap: str, pipeline_env: dict[str, str]
 ) -> None:
     events = build_event_file(tmp_path / "events.jsonl")
-    want = report_intervals(offline_report(events, Path(pipeline_env["STREAMER_CONFIG"])))
+    want = report_intervals(offline_report(events, pipeline_env))
     assert len(want) > 10 and {"sales", "support", "q1", "q2"} <= {k.split("|")[0] for k in want}
 
     worker = WorkerProcess(pipeline_env, tmp_path / "data", tmp_path / "worker.log").start()
     try:
         replay(events, pipeline_env)
-        got = wait_for_intervals(kafka_bootstrap, pipeline_env["STREAMER_TOPIC_INTERVALS"], want)
-        assert got == want, describe_difference(got, want) + "\n" + worker.log_tail()
+        got = settle(kafka_bootstrap, pipeline_env["STREAMER_TOPIC_INTERVALS"], want)
+        assert got == want, difference(got, want) + "\n" + worker.log_tail()
 
         dead = read_records(kafka_bootstrap, pipeline_env["STREAMER_TOPIC_DLQ"])
         reasons = {dict(r.headers)["dlq.reason"].decode() for r in dead}
@@ -102,7 +61,7 @@ def test_restart_neither_loses_nor_double_counts(
     tmp_path: Path, kafka_bootstrap: str, pipeline_env: dict[str, str]
 ) -> None:
     events = build_event_file(tmp_path / "events.jsonl", hours=1.5, seed=11)
-    want = report_intervals(offline_report(events, Path(pipeline_env["STREAMER_CONFIG"])))
+    want = report_intervals(offline_report(events, pipeline_env))
     lines = events.read_bytes().splitlines(keepends=True)
     first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
     first.write_bytes(b"".join(lines[: len(lines) // 2]))
@@ -118,7 +77,7 @@ def test_restart_neither_loses_nor_double_counts(
     worker = WorkerProcess(pipeline_env, datadir, log).start()
     try:
         replay(second, pipeline_env)
-        got = wait_for_intervals(kafka_bootstrap, pipeline_env["STREAMER_TOPIC_INTERVALS"], want)
-        assert got == want, describe_difference(got, want) + "\n" + worker.log_tail()
+        got = settle(kafka_bootstrap, pipeline_env["STREAMER_TOPIC_INTERVALS"], want)
+        assert got == want, difference(got, want) + "\n" + worker.log_tail()
     finally:
         worker.stop()
