@@ -69,6 +69,23 @@ class _GuardedTable(Table):
         return store.get(key.decode())  # memory: the table's own keys and values
 
 
+def assigned_partitions(app: Any, topic: str) -> set[int]:
+    """The partitions of `topic` assigned to this worker now (none while it is not started)."""
+    try:
+        assignment = app.consumer.assignment()
+    except Exception:  # not started or stopping
+        return set()
+    return {tp.partition for tp in assignment if tp.topic == topic}
+
+
+def committed_offsets(app: Any, topic: str) -> dict[int, int]:
+    """partition -> the next offset to read as committed by this worker's consumer group, for the
+    assigned partitions of `topic` that have a commit."""
+    committed = app.consumer._committed_offset
+    return {tp.partition: offset for tp, offset in list(committed.items())
+            if tp.topic == topic and offset is not None and tp.partition in assigned_partitions(app, topic)}
+
+
 def quiet_monitor_class() -> type:
     """A Faust Monitor that records nothing per message.
 

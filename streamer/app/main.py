@@ -15,13 +15,20 @@ import faust
 import orjson
 
 from streamer.app import records
-from streamer.app.faust_compat import as_current_event, quiet_monitor_class, raw_table
+from streamer.app.faust_compat import (
+    as_current_event,
+    assigned_partitions,
+    committed_offsets,
+    quiet_monitor_class,
+    raw_table,
+)
 from streamer.app.health import Health
 from streamer.app.settings import WorkerSettings, load_worker_settings
 from streamer.app.shutdown import install_stop_deadline
 from streamer.app.stage1 import CallStage, newer_row
 from streamer.app.stage2 import QueueStage
 from streamer.core.config import Config, load_config
+from streamer.core.events import format_ts
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,31 @@ class Pipeline:
 
     def consumer_lag(self) -> dict[tuple[str, int], int]:
         return consumer_lag(self.app)
+
+    def progress(self) -> dict[str, Any]:
+        """How far each stage of this worker has got, per owned partition: the offset of the last record
+        fully processed (its effects in the tables, its facts sent), stage 1's stream time and idle
+        state, stage 2's watermark; with the topic names. `streamer replay --wait` reads it."""
+        s, idle_seconds = self.settings, self.config.limits.idle_seconds
+        assigned = assigned_partitions(self.app, s.events_topic)
+        events_committed = committed_offsets(self.app, s.events_topic)
+        outcomes_committed = committed_offsets(self.app, s.outcomes_topic)
+        stage1 = [{"partition": p, "offset": _processed(self.calls.applied.get(p), events_committed.get(p)),
+                   "stream_time": format_ts(t) if t else None, "idle": idle}
+                  for p, t, idle in self.calls.progress(assigned, idle_seconds)]
+        outcome_partitions = sorted(assigned_partitions(self.app, s.outcomes_topic))
+        stage2 = [{"partition": p, "offset": _processed(self.queues.applied.get(p), outcomes_committed.get(p)),
+                   "watermark": format_ts(m) if (m := self.queues.watermark(p)) is not None else None}
+                  for p in outcome_partitions]
+        return {"topics": {"events": s.events_topic, "outcomes": s.outcomes_topic,
+                           "intervals": s.intervals_topic, "dlq": s.dlq_topic},
+                "idle_seconds": idle_seconds, "stage1": stage1, "stage2": stage2}
+
+
+def _processed(applied: int | None, committed: int | None) -> int | None:
+    """The newest offset known processed: applied in this run, or below the group's commit."""
+    known = [offset for offset in (applied, None if committed is None else committed - 1) if offset is not None]
+    return max(known) if known else None
 
 
 def create_app(settings: WorkerSettings | None = None, config: Config | None = None) -> faust.App:
@@ -122,10 +154,11 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
                                   partition)
                 with as_current_event(part[-1]):
                     queues.flush(partition)
+                queues.applied[partition] = part[-1].message.offset
 
     @app.timer(settings.emit_every_seconds)
     async def publish_progress() -> None:
-        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.events_topic}
+        assigned = assigned_partitions(app, settings.events_topic)
         for partition, stream_time, idle in calls.progress(assigned, config.limits.idle_seconds):
             value = records.progress_record(partition, stream_time, idle)
             for target in range(settings.outcome_partitions):
@@ -133,9 +166,17 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
 
     @app.timer(settings.emit_every_seconds)
     async def emit_closed_intervals() -> None:
-        for key, block in queues.due_intervals(config.limits.idle_seconds):
-            await intervals.send(key=key.encode(), value=orjson.dumps(block))
-            health.intervals_emitted += 1
+        due = queues.due_intervals(config.limits.idle_seconds)
+        deliveries = [await intervals.send(key=key.encode(), value=orjson.dumps(block)) for _, _, key, block in due]
+        # Awaited, so "no interval pending" (/api/queues, `streamer replay --wait`) means on the topic.
+        results = await asyncio.gather(*deliveries, return_exceptions=True)
+        for (queue, start, key, _), result in zip(due, results, strict=True):
+            ok = not isinstance(result, BaseException)
+            queues.delivered(queue, start, ok)
+            if ok:
+                health.intervals_emitted += 1
+            else:
+                log.warning("interval %s not written (%r); it is sent again", key, result)
 
     @app.task
     async def bound_shutdown() -> None:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiokafka.partitioner import murmur2
 
 from streamer.app.health import Health
 from streamer.core import events as ev
@@ -28,11 +27,6 @@ log = logging.getLogger(__name__)
 
 CALL_ROW = "c:"
 CLOCK_ROW = "t:"
-
-
-def partition_of(key: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives `key` (murmur2, as the Java client and aiokafka)."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def newer_row(local: bytes | None, incoming: bytes | None) -> bool:

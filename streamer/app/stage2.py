@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,10 +19,10 @@ import orjson
 
 from streamer.app import records
 from streamer.app.health import Health
-from streamer.app.stage1 import partition_of
 from streamer.core import counters
 from streamer.core.calls import ENTERED, Fact
 from streamer.core.config import Config
+from streamer.core.partitioning import partition_of
 from streamer.core.queues import QueueState
 from streamer.core.tracker import LATE
 
@@ -62,6 +63,8 @@ class QueueStage:
         self.progress: dict[int, dict[int, tuple[int | None, bool]]] = {}
         self.pending: dict[int, PendingWrites] = {}
         self.last_fact_wall: dict[str, float] = {}
+        self.applied: dict[int, int] = {}  # partition -> offset of the last record applied and flushed
+        self.sending: Counter[str] = Counter()  # queue -> intervals handed to the producer, not yet delivered
         self._next_prune: dict[str, int] = {}
 
     # --- ownership ------------------------------------------------------------------------------
@@ -80,8 +83,10 @@ class QueueStage:
         for partition in partitions:
             for queue in self.owned.pop(partition, {}):
                 self.last_fact_wall.pop(queue, None)
+                self.sending.pop(queue, None)
             self.progress.pop(partition, None)
             self.pending.pop(partition, None)
+            self.applied.pop(partition, None)
 
     def _recover(self, partition: int) -> dict[str, QueueState]:
         started = time.monotonic()
@@ -222,18 +227,39 @@ class QueueStage:
         times = [t for t, _ in known.values() if t is not None]
         return max(times) if times else None
 
-    def due_intervals(self, idle_seconds: float) -> list[tuple[str, dict[str, Any]]]:
-        """Closed intervals to write now, as (key, document); marks them emitted."""
+    def is_idle(self, queue: str, idle_seconds: float, now: float | None = None) -> bool:
+        """No fact for the queue for `idle_seconds` of wall clock: its intervals close without waiting
+        for the watermark."""
+        now = time.monotonic() if now is None else now
+        return now - self.last_fact_wall.get(queue, 0.0) >= idle_seconds
+
+    def due_intervals(self, idle_seconds: float) -> list[tuple[str, int, str, dict[str, Any]]]:
+        """Closed intervals to write now, as (queue, start, key, document). Each counts as sending until
+        `delivered` says how its write went."""
         out = []
         now = time.monotonic()
         grace = self.config.limits.grace_ms
         for partition, states in self.owned.items():
             watermark = self.watermark(partition)
             for queue, state in states.items():
-                idle = now - self.last_fact_wall.get(queue, 0.0) >= idle_seconds
-                for start in state.due_intervals(watermark, grace, idle):
+                for start in state.due_intervals(watermark, grace, self.is_idle(queue, idle_seconds, now)):
                     state.dirty.discard(start)
                     if not counters.is_empty(state.interval_counts(start)):
                         block = state.closed_interval(start)
-                        out.append((f"{queue}|{block['start']}", block))
+                        out.append((queue, start, f"{queue}|{block['start']}", block))
+                        self.sending[queue] += 1
         return out
+
+    def delivered(self, queue: str, start: int, ok: bool) -> None:
+        """The write of an interval from `due_intervals` ended; a failed one is due again (the topic must
+        end with every interval's newest counts)."""
+        if self.sending[queue] > 0:
+            self.sending[queue] -= 1
+        state = self.queues().get(queue)
+        if not ok and state is not None:
+            state.dirty.add(start)
+
+    def pending_intervals(self, queue: str) -> int:
+        """Intervals of the queue whose newest counts are not on the intervals topic yet."""
+        state = self.queues().get(queue)
+        return (len(state.dirty) if state is not None else 0) + self.sending.get(queue, 0)
