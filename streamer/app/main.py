@@ -14,18 +14,12 @@ from typing import Any
 import faust
 import orjson
 
-from streamer.app import records
-from streamer.app.faust_compat import (
-    as_current_event,
-    assigned_partitions,
-    committed_offsets,
-    quiet_monitor_class,
-    raw_table,
-)
+from streamer.app import bulk, records
+from streamer.app.bulk import PartitionedTable, assigned_partitions, committed_offsets, quiet_monitor_class, raw_table
 from streamer.app.health import Health
 from streamer.app.settings import WorkerSettings, load_worker_settings
 from streamer.app.shutdown import install_stop_deadline
-from streamer.app.stage1 import CallStage, newer_row
+from streamer.app.stage1 import CallStage
 from streamer.app.stage2 import QueueStage
 from streamer.core.config import Config, load_config
 from streamer.core.events import format_ts
@@ -37,9 +31,10 @@ class Pipeline:
     """The running pieces of one worker, for the web pages and the exporter to read."""
 
     def __init__(self, app: faust.App, settings: WorkerSettings, config: Config, health: Health,
-                 calls: CallStage, queues: QueueStage, topics: dict[str, Any]) -> None:
+                 calls: CallStage, queues: QueueStage, topics: dict[str, Any], queue_table: Any) -> None:
         self.app, self.settings, self.config, self.health = app, settings, config, health
         self.calls, self.queues, self.topics = calls, queues, topics
+        self.queue_table = queue_table  # a Faust table partitioned like call-outcomes, for routing by queue
         self.started = time.time()
 
     def consumer_lag(self) -> dict[tuple[str, int], int]:
@@ -84,7 +79,6 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
         web_bind=settings.web_host,
         web_tables_enabled=settings.web_tables,
         processing_guarantee="at_least_once",
-        stream_buffer_maxsize=4096,
         stream_wait_empty=False,
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
@@ -104,57 +98,31 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
     dlq = app.topic(settings.dlq_topic, partitions=settings.event_partitions, internal=True,
                     retention=14 * 86400, **raw)
 
-    def table(name: str, partitions: int) -> Any:
-        return raw_table(app, name, partitions, rocks)
-
     health = Health()
-    calls = CallStage(config, raw_table(app, "calls", settings.event_partitions, rocks, keep=newer_row),
-                      settings.event_partitions, health)
-    queue_tables = {name: table(f"queue-{name}", settings.outcome_partitions)
+    call_table = PartitionedTable(app, raw_table(app, "calls", settings.event_partitions, rocks))
+    queue_tables = {name: PartitionedTable(app, raw_table(app, f"queue-{name}", settings.outcome_partitions, rocks))
                     for name in ("buckets", "waiting", "agents")}
-    queues = QueueStage(config, queue_tables, settings.event_partitions, settings.outcome_partitions, health)
+    calls = CallStage(config, call_table.rows, settings.event_partitions, health)
+    queues = QueueStage(config, lambda name, partition: queue_tables[name].rows(partition),
+                        settings.event_partitions, settings.outcome_partitions, health)
     pipeline = Pipeline(app, settings, config, health, calls, queues,
-                        {"events": events, "outcomes": outcomes, "intervals": intervals, "dlq": dlq})
+                        {"events": events, "outcomes": outcomes, "intervals": intervals, "dlq": dlq},
+                        queue_tables["buckets"].table)
     app.pipeline = pipeline  # type: ignore[attr-defined]
 
-    @app.agent(events, concurrency=1)
-    async def track_calls(stream: Any) -> None:
-        # Batches amortise Faust's per-record costs; Faust acks a batch only after this body ran.
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            per_queue: dict[str, tuple[list, list]] = {}
-            dead = []
-            done = []
-            for partition, part in assigned_parts(app, settings.events_topic, batch).items():
-                output = calls.process(partition, [(event.message.offset, event.message.value) for event in part])
-                done.append((partition, part[-1], output))
-                for queue, facts in output.facts.items():
-                    per_queue.setdefault(queue, ([], []))[0].extend(facts)
-                for queue, agent_states in output.agents.items():
-                    per_queue.setdefault(queue, ([], []))[1].extend(agent_states)
-                dead.extend((part[index].message, reason, detail) for index, reason, detail in output.dead)
-            sent = [await outcomes.send(key=queue.encode(), value=records.batch_record(facts, agent_states))
-                    for queue, (facts, agent_states) in per_queue.items()]
-            sent.extend([await dlq.send(key=message.key, value=message.value, headers=records.dead_letter_headers(
-                reason, detail, message.topic, message.partition, message.offset)) for message, reason, detail in dead])
-            # Delivered before the call table records the batch: a crash in between makes the restarted
-            # worker send them again (stage 2 counts a fact once), never lose them.
-            await asyncio.gather(*sent)
-            for partition, last, output in done:
-                with as_current_event(last):
-                    if calls.flush(partition, last.message.offset, output):
-                        calls.published[partition] = output.tracker.stream_time
+    # The two stages take their topics' records a partition batch at a time (streamer/app/bulk.py).
+    routes = bulk.install(app, [events, outcomes])
 
-    @app.agent(outcomes, concurrency=1)
-    async def aggregate_queues(stream: Any) -> None:
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            for partition, part in assigned_parts(app, settings.outcomes_topic, batch).items():
-                for event in part:
-                    key = event.message.key
-                    queues.handle(key.decode() if isinstance(key, bytes) else (key or ""), event.message.value,
-                                  partition)
-                with as_current_event(part[-1]):
-                    queues.flush(partition)
-                queues.applied[partition] = part[-1].message.offset
+    send = bulk.sender(app)
+
+    async def track_calls(partition: int, batch: list[Any]) -> None:
+        await calls.handle(partition, batch, send, call_table.write, settings.outcomes_topic, settings.dlq_topic)
+
+    async def aggregate_queues(partition: int, batch: list[Any]) -> None:
+        await queues.handle(partition, batch, lambda name, p, changes: queue_tables[name].write(p, changes))
+
+    routes.add(settings.events_topic, track_calls)
+    routes.add(settings.outcomes_topic, aggregate_queues)
 
     @app.timer(settings.emit_every_seconds)
     async def publish_progress() -> None:
@@ -197,6 +165,7 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set, **kwargs: Any) -> None:
+        await routes.idle()  # the batch in flight finishes before its partition is handed over
         calls.forget_partitions({tp.partition for tp in revoked if tp.topic == settings.events_topic})
         queues.forget_partitions({tp.partition for tp in revoked if tp.topic == settings.outcomes_topic})
 
@@ -204,18 +173,6 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
 
     install_pages(app, pipeline)
     return app
-
-
-def assigned_parts(app: faust.App, topic: str, batch: list[Any]) -> dict[int, list[Any]]:
-    """A batch's events grouped by partition, each group in offset order, without the partitions this
-    worker no longer owns: a batch gathered before a rebalance is read again by their new owner, and
-    acting on it here would recreate state (and stale metric series) for partitions owned elsewhere."""
-    assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
-    groups: dict[int, list[Any]] = {}
-    for event in batch:
-        if event.message.partition in assigned:
-            groups.setdefault(event.message.partition, []).append(event)
-    return groups
 
 
 def consumer_lag(app: faust.App) -> dict[tuple[str, int], int]:

@@ -1,6 +1,6 @@
-"""Stage 2: aggregate per queue. Facts keyed by queue in; minute buckets, totals, the live queue and
-agents kept per owned queue (a `QueueState` in memory, changes written to tables once per key per
-batch); closed intervals out.
+"""Stage 2: aggregate per queue. Facts keyed by queue in, a partition batch at a time (`handle`, called
+by the bulk consumer); minute buckets, totals, the live queue and agents kept per owned queue (a
+`QueueState` in memory, changes written to tables once per key per batch); closed intervals out.
 
 Time here is a watermark: the minimum stream time over every stage-1 partition, so an interval never
 closes only because one upstream partition ran ahead of the others. A queue idle for the idle period
@@ -9,9 +9,11 @@ closes only because one upstream partition ran ahead of the others. A queue idle
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,14 +49,18 @@ class PendingWrites:
 
 
 class QueueStage:
-    def __init__(self, config: Config, tables: dict[str, Any], upstream_partitions: int, partitions: int,
-                 health: Health) -> None:
+    def __init__(self, config: Config, rows: Callable[[str, int], Iterable[tuple[str, bytes]]],
+                 upstream_partitions: int, partitions: int, health: Health) -> None:
+        """`rows(table, partition)`: a partition's rows of one of the tables, as stored:
+
+          buckets   "queue|minute" -> [counts, keys of the facts counted]; "queue|base" -> [counts
+                    folded away, first minute kept]: one table, so a prune's base write precedes its
+                    deletes in one changelog
+          waiting   "queue|visit" -> [enqueued ms, kind]
+          agents    "queue|agent" -> state
+        """
         self.config = config
-        # "queue|minute" -> [counts, keys of the facts counted]; "queue|base" -> [counts folded away,
-        # first minute kept]: one table, so a prune's base write precedes its deletes in one changelog
-        self.buckets = tables["buckets"]
-        self.waiting = tables["waiting"]  # "queue|visit" -> [enqueued ms, kind]
-        self.agents = tables["agents"]  # "queue|agent" -> state
+        self.rows = rows
         self.upstream_partitions = upstream_partitions
         self.partitions = partitions
         self.health = health
@@ -100,19 +106,19 @@ class QueueStage:
                 state = states[queue] = QueueState(queue, self.config.for_queue(queue))
             return state
 
-        for key, raw in self.buckets.items():
+        for key, raw in self.rows("buckets", partition):
             queue, _, minute = key.rpartition("|")
             if (state := state_of(queue)) is not None:
                 if minute == BASE:
                     state.restore_base(orjson.loads(raw))
                 else:
                     state.restore_bucket(int(minute), orjson.loads(raw))
-        for key, raw in self.waiting.items():
+        for key, raw in self.rows("waiting", partition):
             queue, _, visit = key.partition("|")
             if (state := state_of(queue)) is not None:
                 enqueued, kind = orjson.loads(raw)
                 state.waiting[visit] = (enqueued, kind)
-        for key, raw in self.agents.items():
+        for key, raw in self.rows("agents", partition):
             queue, _, agent = key.partition("|")
             if (state := state_of(queue)) is not None:
                 state.agents[agent] = raw.decode()
@@ -126,7 +132,7 @@ class QueueStage:
 
     # --- processing -----------------------------------------------------------------------------
 
-    def handle(self, key: str, value: bytes, partition: int) -> None:
+    def handle_record(self, key: str, value: bytes, partition: int) -> None:
         """Apply one record in memory; its table writes wait for `flush(partition)`."""
         states = self.partition_states(partition)
         record = records.decode(value)
@@ -184,35 +190,49 @@ class QueueStage:
         if state.kept_from != kept_from:
             pending.bases.add(state.queue)
 
-    def flush(self, partition: int) -> None:
-        """Write what changed in the partition since the last flush, one write per key.
-
-        The live queue and agents first: a bucket row persisted means its facts' waiting changes
-        are too, so a replay that finds a fact counted can skip them. Then a prune's base before its
-        deletes. Runs with one of the partition's events as Faust's current event (see faust_compat)."""
+    def flush(self, partition: int) -> list[tuple[str, dict[str, bytes | None]]]:
+        """The table writes of what changed in the partition since the last flush, one write per key,
+        in the order they must land: the live queue and agents first (a bucket row persisted means
+        its facts' waiting changes are too, so a replay that finds a fact counted can skip them), then
+        the buckets, a prune's base before its deletes. As (table, changes) steps."""
         pending = self.pending.get(partition)
         if pending is None:
-            return
+            return []
         states = self.owned[partition]
+        waiting: dict[str, bytes | None] = {}
         for queue, visit in pending.waiting_added:
             entry = states[queue].waiting.get(visit)
             if entry is not None:
-                self.waiting[f"{queue}|{visit}"] = orjson.dumps(entry)
+                waiting[f"{queue}|{visit}"] = orjson.dumps(entry)
         for queue, visit in pending.waiting_removed:
-            self.waiting.pop(f"{queue}|{visit}", None)
+            waiting[f"{queue}|{visit}"] = None
+        agents: dict[str, bytes | None] = {}
         for queue, agent in pending.agents:
             agent_state = states[queue].agents.get(agent)
-            if agent_state is None:
-                self.agents.pop(f"{queue}|{agent}", None)
-            else:
-                self.agents[f"{queue}|{agent}"] = agent_state.encode()
+            agents[f"{queue}|{agent}"] = None if agent_state is None else agent_state.encode()
+        buckets: dict[str, bytes | None] = {}
         for queue in pending.bases:
-            self.buckets[f"{queue}|{BASE}"] = orjson.dumps(states[queue].base_row())
+            buckets[f"{queue}|{BASE}"] = orjson.dumps(states[queue].base_row())
         for queue, minute in pending.buckets:
-            self.buckets[f"{queue}|{minute}"] = orjson.dumps(states[queue].bucket_row(minute))
+            buckets[f"{queue}|{minute}"] = orjson.dumps(states[queue].bucket_row(minute))
         for queue, minute in pending.pruned:
-            self.buckets.pop(f"{queue}|{minute}", None)
+            buckets[f"{queue}|{minute}"] = None
         self.pending[partition] = PendingWrites()
+        return [step for step in (("waiting", waiting), ("agents", agents), ("buckets", buckets)) if step[1]]
+
+    async def handle(self, partition: int, records: list[Any],
+                     write: Callable[[str, int, dict[str, bytes | None]], Awaitable[None]]) -> None:
+        """One partition batch of `call-outcomes` records: applied in memory, then the tables written."""
+        for record in records:
+            key = record.key
+            self.handle_record(key.decode() if key is not None else "", record.value, partition)
+        live_queue, buckets = [], []
+        for table, changes in self.flush(partition):
+            (buckets if table == "buckets" else live_queue).append((table, changes))
+        await asyncio.gather(*(write(table, partition, changes) for table, changes in live_queue))
+        for table, changes in buckets:
+            await write(table, partition, changes)
+        self.applied[partition] = records[-1].offset
 
     # --- closing intervals ----------------------------------------------------------------------
 

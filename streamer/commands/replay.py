@@ -55,12 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 class LineReader:
     """The non-blank lines of a binary stream, without their line ends; counts those that are not a
-    JSON object, and keeps each queue's first and last event time (for the totals of --wait)."""
+    JSON object, and keeps each queue's first event time and the file's last (for the totals of --wait)."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
         self.not_json = 0
-        self.queue_spans: dict[str, tuple[int, int]] = {}
+        self.first_ts: dict[str, int] = {}
+        self.last_ts = 0
 
     def __iter__(self) -> Iterator[bytes]:
         import orjson
@@ -83,14 +84,19 @@ class LineReader:
         from streamer.core.events import InvalidEvent, parse_ts
 
         queue = event.get("queue")
-        if not isinstance(queue, str):
-            return
         try:
             ts = parse_ts(event.get("ts"))
         except InvalidEvent:
             return
-        first, last = self.queue_spans.get(queue, (ts, ts))
-        self.queue_spans[queue] = (min(first, ts), max(last, ts))
+        self.last_ts = max(self.last_ts, ts)
+        if isinstance(queue, str):
+            self.first_ts[queue] = min(self.first_ts.get(queue, ts), ts)
+
+    @property
+    def queue_spans(self) -> dict[str, tuple[int, int]]:
+        """Per queue, the first event time of the queue to the last of the file: the intervals its
+        events can touch (an expiry is counted later than the queue's last event)."""
+        return {queue: (first, self.last_ts) for queue, first in self.first_ts.items()}
 
 
 def _fail(message: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Iterator
 
 HELP = "offline report: JSONL events in, per-queue totals and intervals out (same core as the worker)"
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"streamer report: {exc}", file=sys.stderr)
         return 2
-    report = Report(config, partitions=args.partitions)
+    # Against the wall clock, as the worker: an event dated beyond limits.max_future_seconds is rejected.
+    report = Report(config, partitions=args.partitions, now_ms=time.time_ns() // 1_000_000)
     try:
         report.add_lines(_lines(args.files))
     except OSError as exc:

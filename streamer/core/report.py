@@ -36,11 +36,14 @@ class QueueBook:
 
 
 class Report:
-    def __init__(self, config: Config | None = None, partitions: int = 1) -> None:
+    def __init__(self, config: Config | None = None, partitions: int = 1, now_ms: int | None = None) -> None:
+        """`now_ms`, when given, is the clock against which an event dated more than
+        `limits.max_future_seconds` ahead is rejected, as a live worker does against its own."""
         if partitions < 1:
             raise ValueError(f"partitions must be at least 1, got {partitions}")
         self.config = config or Config()
         self.partitions = partitions
+        self.now_ms = now_ms
         self.trackers = [CallTracker(self.config) for _ in range(partitions)]
         self.queues: dict[str, QueueBook] = {}
         self.results: Counter[tuple[str, str]] = Counter()
@@ -58,7 +61,7 @@ class Report:
 
     def add_event(self, event: ev.Event) -> None:
         tracker = self.trackers[partition_of(event.key, self.partitions)]
-        outcome = tracker.process(event)
+        outcome = tracker.process(event, self.now_ms)
         self.results[(outcome.result, outcome.reason)] += 1
         if outcome.result == PROCESSED:
             self._count(outcome.facts)

@@ -57,7 +57,7 @@ def install_pages(app: faust.App, pipeline: Any) -> None:
                 return AiohttpResponse(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
     registry.register(PipelineCollector(pipeline))
     # Any stage-2 table routes by queue: they share the partitioning of call-outcomes (key = queue).
-    queue_table = pipeline.queues.buckets
+    queue_table = pipeline.queue_table
     static = resources.files("streamer.export") / "static"
 
     def json_response(web: View, data: Any, status: int = 200) -> Response:
