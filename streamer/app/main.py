@@ -52,7 +52,9 @@ class Pipeline:
                    "stream_time": format_ts(t) if t else None, "idle": idle}
                   for p, t, idle in self.calls.progress(assigned, idle_seconds)]
         outcome_partitions = sorted(assigned_partitions(self.app, s.outcomes_topic))
-        stage2 = [{"partition": p, "offset": _processed(self.queues.applied.get(p), outcomes_committed.get(p)),
+        # A partition whose state is not loaded yet may hold intervals not written: not processed yet.
+        stage2 = [{"partition": p, "offset": _processed(self.queues.applied.get(p), outcomes_committed.get(p))
+                   if p in self.queues.owned else None,
                    "watermark": format_ts(m) if (m := self.queues.watermark(p)) is not None else None}
                   for p in outcome_partitions]
         return {"topics": {"events": s.events_topic, "outcomes": s.outcomes_topic,
@@ -158,6 +160,12 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
 
     @app.on_rebalance_complete.connect
     async def on_recovered(app: faust.App, **kwargs: Any) -> None:
+        # The stages load their partitions' state now, not at their first record: a restarted worker
+        # serves its queues (and emits the intervals its predecessor left unwritten) at once.
+        for partition in assigned_partitions(app, settings.events_topic):
+            calls.tracker(partition)
+        for partition in assigned_partitions(app, settings.outcomes_topic):
+            queues.partition_states(partition)
         # Faust logs the steps of a recovery; this is the figure to watch: assignment to ready.
         started = assigned_at.pop("at", None)
         if started is not None:

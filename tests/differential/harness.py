@@ -110,13 +110,14 @@ def _counts(block: dict[str, Any]) -> str:
 class Live:
     """The topics, worker processes and files of one run."""
 
-    def __init__(self, workdir: Path, bootstrap: str, stream: Stream) -> None:
+    def __init__(self, workdir: Path, bootstrap: str, stream: Stream, standby_replicas: int = 0) -> None:
         self.workdir, self.bootstrap, self.stream = workdir, bootstrap, stream
         workdir.mkdir(parents=True, exist_ok=True)
         self.config = workdir / "streamer.toml"
         self.config.write_text(stream.config)
         self.env = {**unique_names(f"d{stream.seed}-"), **FAST_FAILOVER, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                    "STREAMER_PARTITIONS": str(stream.partitions), "STREAMER_CONFIG": str(self.config)}
+                    "STREAMER_PARTITIONS": str(stream.partitions), "STREAMER_CONFIG": str(self.config),
+                    "STREAMER_STANDBY_REPLICAS": str(standby_replicas)}
         self.workers: list[WorkerProcess] = []
         self._started = 0
         asyncio.run(ensure_topics(load_worker_settings(self.env), explicit_partitions=True))
@@ -251,6 +252,20 @@ def check_counts_and_dead_letters(live: Live, report: dict[str, Any], results: d
         raise Mismatch(f"seed {live.stream.seed}: {dead} dead letters, {expected} records were not counted")
 
 
+def check_exported_once(live: Live, step: str) -> None:
+    """Across the workers' /metrics, every queue with counts is exported by exactly one worker: the
+    owner of its partition, with no series left behind by a rebalance."""
+    queue_label = re.compile(r'^callcenter_calls_entered_total\{queue="([^"]+)"\}', re.MULTILINE)
+    exported = [set(queue_label.findall(worker.get_text("/metrics"))) for worker in live.workers]
+    counted = {key.rpartition("|")[0] for key in live.intervals()}
+    twice = {queue for i, mine in enumerate(exported) for queue in mine
+             if any(queue in other for other in exported[i + 1:])}
+    missing = counted - set().union(*exported)
+    if twice or missing:
+        raise Mismatch(f"seed {live.stream.seed}, after {step}: queues exported by two workers {sorted(twice)}, "
+                       f"by none {sorted(missing)}")
+
+
 def check_today(live: Live, want: dict[str, dict[str, Any]]) -> None:
     """The "today" figures of /api/queues and /metrics equal the sum of today's intervals."""
     for worker in live.workers:
@@ -336,7 +351,8 @@ def run_faults(stream: Stream, workdir: Path, broker: Any, rng_seed: int | None 
         i, j = faults.index("leave"), faults.index("join")
         faults[i], faults[j] = faults[j], faults[i]
     segments = _segments(stream.lines, len(faults))
-    live = Live(workdir, broker.bootstrap, stream)
+    # Every other seed runs with a standby replica of each table partition on the other worker.
+    live = Live(workdir, broker.bootstrap, stream, standby_replicas=stream.seed % 2)
     result = RunResult(stream.seed)
     sent = workdir / "sent.jsonl"
     sent.write_bytes(b"")
@@ -355,6 +371,7 @@ def run_faults(stream: Stream, workdir: Path, broker: Any, rng_seed: int | None 
                     before=fault != "broker")
             result.caught_up_seconds.append(live.wait_caught_up())
             want = check_intervals(live, sent, f"segment {index + 1} ({fault})")
+            check_exported_once(live, f"segment {index + 1} ({fault})")
             result.steps.append(fault)
             result.intervals = len(want)
         return result
