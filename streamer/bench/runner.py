@@ -56,7 +56,7 @@ class BenchOptions:
     worker_source: Path | None = None
 
 
-QUICK = {"events": 6_000, "repeats": 1, "latency_seconds": 4.0, "latency_warmup_seconds": 1.0, "inflight": 2_000,
+QUICK = {"events": 30_000, "repeats": 1, "latency_seconds": 4.0, "latency_warmup_seconds": 1.0, "inflight": 2_000,
          "queues": 20, "memory_warmup_events": 500}
 
 

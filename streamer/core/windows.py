@@ -93,4 +93,6 @@ def fact_time(fact: calls.Fact, settings: QueueSettings) -> int:
 
 def is_late(ts_ms: int, stream_time_ms: int, settings: QueueSettings, grace_ms: int) -> bool:
     """True when the interval holding `ts_ms` has closed: its end plus grace is behind stream time."""
+    if ts_ms + grace_ms >= stream_time_ms:  # the interval ends after `ts_ms`: not closed (the common case)
+        return False
     return interval_end(interval_start(ts_ms, settings), settings) + grace_ms <= stream_time_ms
