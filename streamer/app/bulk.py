@@ -50,10 +50,10 @@ BatchHandler = Callable[[int, list[Any]], Awaitable[None]]
 
 @dataclass
 class BulkRoutes:
-    """Which topics go to which batch handler, and the batch in flight."""
+    """Which topics go to which batch handler, and the batches in flight."""
 
     handlers: dict[str, BatchHandler] = field(default_factory=dict)
-    in_flight: asyncio.Future | None = None
+    in_flight: set[asyncio.Future] = field(default_factory=set)
     batches: int = 0
     records: int = 0
 
@@ -61,10 +61,10 @@ class BulkRoutes:
         self.handlers[topic] = handler
 
     async def idle(self) -> None:
-        """Wait for the batch in flight, if any, to finish (a rebalance calls this before handing over)."""
-        in_flight = self.in_flight
-        if in_flight is not None and not in_flight.done():
-            await asyncio.wait([in_flight])
+        """Wait for the batches in flight to finish (a rebalance calls this before handing over)."""
+        pending = [task for task in self.in_flight if not task.done()]
+        if pending:
+            await asyncio.wait(pending)
 
 
 class BulkConsumer(faust_aiokafka.Consumer):
@@ -91,6 +91,7 @@ class BulkConsumer(faust_aiokafka.Consumer):
                         self.log.warning(f"exception performing seek when flow not active {exc}")
                     continue
                 generation = self.app.consumer_generation_id
+                routed = []
                 for tp, batch in records.items():
                     if not self.flow_active or self.app.consumer_generation_id != generation:
                         break
@@ -99,8 +100,10 @@ class BulkConsumer(faust_aiokafka.Consumer):
                     handler = routes.handlers.get(tp.topic)
                     if handler is None:
                         await self._deliver_one_by_one(tp, batch)
-                    else:
-                        await self._deliver_batch(routes, handler, tp, batch, generation)
+                    elif batch := await self._new_records(tp, batch):
+                        routed.append((tp, handler, batch))
+                if routed:
+                    await self._deliver_batches(routes, routed, generation)
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -134,27 +137,42 @@ class BulkConsumer(faust_aiokafka.Consumer):
             await self.wait_first(self.callback(message), self.suspend_flow.wait())
             read_offset[tp] = offset
 
-    async def _deliver_batch(self, routes: BulkRoutes, handler: BatchHandler, tp: TP, batch: list[Any],
-                             generation: int) -> None:
+    async def _new_records(self, tp: TP, batch: list[Any]) -> list[Any]:
+        """The records of `batch` not read before (as Faust's drain loop, by the read offset); a gap
+        before them (compaction, transaction markers) counts as acknowledged, as in Faust."""
         r_offset = self._read_offset[tp]
         if r_offset is not None:
             batch = [record for record in batch if record.offset >= r_offset]
-        if not batch:
-            return
-        first, last = batch[0].offset, batch[-1].offset
-        if r_offset and first - 1 > r_offset:  # records skipped (compaction, transaction markers)
-            await self._add_gap(tp, r_offset + 1, first - 1)
-        self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-        # Faust's slow-processing check reads this; its stream would set it per record.
-        self.app.monitor.stream_inbound_time[tp] = time.monotonic()
-        await _complete(routes, handler(tp.partition, batch))
-        routes.batches += 1
-        routes.records += len(batch)
-        # Acknowledged only when the partition is still ours in the same generation: after a
-        # rebalance its new owner reads the batch again (its effects are idempotent).
-        if self.app.consumer_generation_id == generation and tp in self.assignment():
-            self._ack_range(tp, first, last)
-            self._read_offset[tp] = last
+        if batch and r_offset and batch[0].offset - 1 > r_offset:
+            await self._add_gap(tp, r_offset + 1, batch[0].offset - 1)
+        return batch
+
+    async def _deliver_batches(self, routes: BulkRoutes, routed: list[tuple[TP, BatchHandler, list[Any]]],
+                               generation: int) -> None:
+        """Hand each partition's batch to its handler, all of them at once (their waits on Kafka overlap;
+        a partition has one batch in flight at a time), then acknowledge each one that finished while
+        its partition was still ours in the same generation: after a rebalance the new owner reads the
+        batch again (its effects are idempotent)."""
+        now = time.monotonic()
+        for tp, _, _ in routed:
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            # Faust's slow-processing check reads this; its stream would set it per record.
+            self.app.monitor.stream_inbound_time[tp] = now
+        results, cancelled = await _complete(routes, [handler(tp.partition, batch) for tp, handler, batch in routed])
+        failure = None
+        for (tp, _, batch), result in zip(routed, results, strict=True):
+            if isinstance(result, BaseException):
+                failure = failure or result
+                continue
+            routes.batches += 1
+            routes.records += len(batch)
+            if self.app.consumer_generation_id == generation and tp in self.assignment():
+                self._ack_range(tp, batch[0].offset, batch[-1].offset)
+                self._read_offset[tp] = batch[-1].offset
+        if failure is not None:
+            raise failure
+        if cancelled:
+            raise asyncio.CancelledError
         await self._maybe_commit()
 
     def _ack_range(self, tp: TP, first: int, last: int) -> None:
@@ -174,24 +192,21 @@ class BulkConsumer(faust_aiokafka.Consumer):
             await self.commit()
 
 
-async def _complete(routes: BulkRoutes, work: Awaitable[None]) -> None:
-    """Run a batch's handler to its end even when the drain loop is cancelled meanwhile (a worker
-    stopping): a half-done batch is safe (nothing is acknowledged) but costs a replay."""
-    task = asyncio.ensure_future(work)
-    routes.in_flight = task
+async def _complete(routes: BulkRoutes, work: list[Awaitable[None]]) -> tuple[list[Any], bool]:
+    """Run batch handlers to their end even when the drain loop is cancelled meanwhile (a worker
+    stopping): a half-done batch would be safe (nothing is acknowledged) but cost a replay. Returns
+    each handler's result or exception, and whether the loop was cancelled meanwhile."""
+    tasks = [asyncio.ensure_future(one) for one in work]
+    routes.in_flight = set(tasks)
+    everything = asyncio.gather(*tasks, return_exceptions=True)
     cancelled = False
-    try:
-        while True:
-            try:
-                await asyncio.shield(task)
-                return
-            except asyncio.CancelledError:
-                if task.done():
-                    raise
-                cancelled = True
-    finally:
-        if cancelled and not task.cancelled():
-            raise asyncio.CancelledError
+    while True:
+        try:
+            return await asyncio.shield(everything), cancelled
+        except asyncio.CancelledError:
+            if everything.done():
+                raise
+            cancelled = True
 
 
 class BulkTransport(faust_aiokafka.Transport):

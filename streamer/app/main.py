@@ -90,8 +90,11 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
     )
     for warning in settings.security.warnings():
         log.warning("%s", warning)
+    # The stages keep what they read in memory, so the stores serve recovery, not lookups: small caches
+    # and memtables (Faust's defaults are a 2 GiB cache and 3 x 64 MB memtables per partition store).
     rocks = {"block_cache_size": settings.rocksdb_block_cache_mb * 1024 * 1024,
-             "block_cache_compressed_size": settings.rocksdb_block_cache_mb * 1024 * 1024}
+             "block_cache_compressed_size": settings.rocksdb_block_cache_mb * 1024 * 1024,
+             "write_buffer_size": settings.rocksdb_write_buffer_mb * 1024 * 1024, "max_write_buffer_number": 2}
     raw = {"key_type": str, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(settings.events_topic, partitions=settings.event_partitions, internal=True, **raw)
     outcomes = app.topic(settings.outcomes_topic, partitions=settings.outcome_partitions, internal=True, **raw)
@@ -102,14 +105,12 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
 
     health = Health()
     call_table = PartitionedTable(app, raw_table(app, "calls", settings.event_partitions, rocks))
-    queue_tables = {name: PartitionedTable(app, raw_table(app, f"queue-{name}", settings.outcome_partitions, rocks))
-                    for name in ("buckets", "waiting", "agents")}
+    queue_table = PartitionedTable(app, raw_table(app, "queue-state", settings.outcome_partitions, rocks))
     calls = CallStage(config, call_table.rows, settings.event_partitions, health)
-    queues = QueueStage(config, lambda name, partition: queue_tables[name].rows(partition),
-                        settings.event_partitions, settings.outcome_partitions, health)
+    queues = QueueStage(config, queue_table.rows, settings.event_partitions, settings.outcome_partitions, health)
     pipeline = Pipeline(app, settings, config, health, calls, queues,
                         {"events": events, "outcomes": outcomes, "intervals": intervals, "dlq": dlq},
-                        queue_tables["buckets"].table)
+                        queue_table.table)
     app.pipeline = pipeline  # type: ignore[attr-defined]
 
     # The two stages take their topics' records a partition batch at a time (streamer/app/bulk.py).
@@ -121,7 +122,7 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
         await calls.handle(partition, batch, send, call_table.write, settings.outcomes_topic, settings.dlq_topic)
 
     async def aggregate_queues(partition: int, batch: list[Any]) -> None:
-        await queues.handle(partition, batch, lambda name, p, changes: queue_tables[name].write(p, changes))
+        await queues.handle(partition, batch, queue_table.write)
 
     routes.add(settings.events_topic, track_calls)
     routes.add(settings.outcomes_topic, aggregate_queues)

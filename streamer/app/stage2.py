@@ -9,7 +9,6 @@ closes only because one upstream partition ran ahead of the others. A queue idle
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
@@ -29,7 +28,14 @@ from streamer.core.queues import QueueState
 from streamer.core.tracker import LATE
 
 PAST_RETENTION = "past_retention"  # a fact for a minute already folded into the totals' base
-BASE = "base"
+# Row kinds of the queue-state table; keys are QUEUE, KIND and ID joined by a unit separator, which no
+# queue name can hold (names are printable), so any id parses back.
+SEP = "\x1f"
+BUCKET, BASE, WAITING, AGENT = "m", "base", "w", "a"
+
+
+def row_key(queue: str, kind: str, ident: object = "") -> str:
+    return f"{queue}{SEP}{kind}{SEP}{ident}"
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +55,15 @@ class PendingWrites:
 
 
 class QueueStage:
-    def __init__(self, config: Config, rows: Callable[[str, int], Iterable[tuple[str, bytes]]],
+    def __init__(self, config: Config, rows: Callable[[int], Iterable[tuple[str, bytes]]],
                  upstream_partitions: int, partitions: int, health: Health) -> None:
-        """`rows(table, partition)`: a partition's rows of one of the tables, as stored:
+        """`rows(partition)`: a partition's rows of the queue-state table, as stored. One table, so one
+        changelog partition holds a batch's writes in the order they were made:
 
-          buckets   "queue|minute" -> [counts, keys of the facts counted]; "queue|base" -> [counts
-                    folded away, first minute kept]: one table, so a prune's base write precedes its
-                    deletes in one changelog
-          waiting   "queue|visit" -> [enqueued ms, kind]
-          agents    "queue|agent" -> state
+          QUEUE␟m␟MINUTE   [counts, keys of the facts counted]
+          QUEUE␟base␟      [counts folded away, first minute kept]
+          QUEUE␟w␟VISIT    [enqueued ms, kind]: a caller or callback marker waiting
+          QUEUE␟a␟AGENT    the agent's state
         """
         self.config = config
         self.rows = rows
@@ -106,22 +112,19 @@ class QueueStage:
                 state = states[queue] = QueueState(queue, self.config.for_queue(queue))
             return state
 
-        for key, raw in self.rows("buckets", partition):
-            queue, _, minute = key.rpartition("|")
-            if (state := state_of(queue)) is not None:
-                if minute == BASE:
-                    state.restore_base(orjson.loads(raw))
-                else:
-                    state.restore_bucket(int(minute), orjson.loads(raw))
-        for key, raw in self.rows("waiting", partition):
-            queue, _, visit = key.partition("|")
-            if (state := state_of(queue)) is not None:
-                enqueued, kind = orjson.loads(raw)
-                state.waiting[visit] = (enqueued, kind)
-        for key, raw in self.rows("agents", partition):
-            queue, _, agent = key.partition("|")
-            if (state := state_of(queue)) is not None:
-                state.agents[agent] = raw.decode()
+        for key, raw in self.rows(partition):
+            queue, kind, ident = key.split(SEP, 2)
+            if (state := state_of(queue)) is None:
+                continue
+            if kind == BUCKET:
+                state.restore_bucket(int(ident), orjson.loads(raw))
+            elif kind == BASE:
+                state.restore_base(orjson.loads(raw))
+            elif kind == WAITING:
+                enqueued, waiting_kind = orjson.loads(raw)
+                state.waiting[ident] = (enqueued, waiting_kind)
+            elif kind == AGENT:
+                state.agents[ident] = raw.decode()
         pending = self.pending.setdefault(partition, PendingWrites())
         for queue, state in states.items():
             pending.pruned.update((queue, minute) for minute in state.finish_restore())
@@ -190,48 +193,41 @@ class QueueStage:
         if state.kept_from != kept_from:
             pending.bases.add(state.queue)
 
-    def flush(self, partition: int) -> list[tuple[str, dict[str, bytes | None]]]:
-        """The table writes of what changed in the partition since the last flush, one write per key,
-        in the order they must land: the live queue and agents first (a bucket row persisted means
-        its facts' waiting changes are too, so a replay that finds a fact counted can skip them), then
-        the buckets, a prune's base before its deletes. As (table, changes) steps."""
+    def flush(self, partition: int) -> dict[str, bytes | None]:
+        """The queue-state rows changed in the partition since the last flush, one write per key, in the
+        order they must land: the live queue and agents first (a bucket row persisted means its facts'
+        waiting changes are too, so a replay that finds a fact counted can skip them), then the buckets,
+        a prune's base before its deletes."""
         pending = self.pending.get(partition)
         if pending is None:
-            return []
+            return {}
         states = self.owned[partition]
-        waiting: dict[str, bytes | None] = {}
+        changes: dict[str, bytes | None] = {}
         for queue, visit in pending.waiting_added:
             entry = states[queue].waiting.get(visit)
             if entry is not None:
-                waiting[f"{queue}|{visit}"] = orjson.dumps(entry)
+                changes[row_key(queue, WAITING, visit)] = orjson.dumps(entry)
         for queue, visit in pending.waiting_removed:
-            waiting[f"{queue}|{visit}"] = None
-        agents: dict[str, bytes | None] = {}
+            changes[row_key(queue, WAITING, visit)] = None
         for queue, agent in pending.agents:
             agent_state = states[queue].agents.get(agent)
-            agents[f"{queue}|{agent}"] = None if agent_state is None else agent_state.encode()
-        buckets: dict[str, bytes | None] = {}
+            changes[row_key(queue, AGENT, agent)] = None if agent_state is None else agent_state.encode()
         for queue in pending.bases:
-            buckets[f"{queue}|{BASE}"] = orjson.dumps(states[queue].base_row())
+            changes[row_key(queue, BASE)] = orjson.dumps(states[queue].base_row())
         for queue, minute in pending.buckets:
-            buckets[f"{queue}|{minute}"] = orjson.dumps(states[queue].bucket_row(minute))
+            changes[row_key(queue, BUCKET, minute)] = orjson.dumps(states[queue].bucket_row(minute))
         for queue, minute in pending.pruned:
-            buckets[f"{queue}|{minute}"] = None
+            changes[row_key(queue, BUCKET, minute)] = None
         self.pending[partition] = PendingWrites()
-        return [step for step in (("waiting", waiting), ("agents", agents), ("buckets", buckets)) if step[1]]
+        return changes
 
     async def handle(self, partition: int, records: list[Any],
-                     write: Callable[[str, int, dict[str, bytes | None]], Awaitable[None]]) -> None:
-        """One partition batch of `call-outcomes` records: applied in memory, then the tables written."""
+                     write: Callable[[int, dict[str, bytes | None]], Awaitable[None]]) -> None:
+        """One partition batch of `call-outcomes` records: applied in memory, then the table written."""
         for record in records:
             key = record.key
             self.handle_record(key.decode() if key is not None else "", record.value, partition)
-        live_queue, buckets = [], []
-        for table, changes in self.flush(partition):
-            (buckets if table == "buckets" else live_queue).append((table, changes))
-        await asyncio.gather(*(write(table, partition, changes) for table, changes in live_queue))
-        for table, changes in buckets:
-            await write(table, partition, changes)
+        await write(partition, self.flush(partition))
         self.applied[partition] = records[-1].offset
 
     # --- closing intervals ----------------------------------------------------------------------
