@@ -264,10 +264,11 @@ class PartitionedTable:
         if not changes:
             return
         topic = self.changelog
-        send = self.app.producer.send
-        deliveries = [await send(topic, key.encode(), value, partition, None, None) for key, value in changes.items()]
-        offsets = await asyncio.gather(*deliveries)
-        self._store(partition, changes, max(meta.offset for meta in offsets))
+        batches = Batches(self.app)
+        for key, value in changes.items():
+            batches.add(topic, partition, key.encode(), value)
+        last = await batches.deliver()
+        self._store(partition, changes, last[(topic, partition)])
 
     def _store(self, partition: int, changes: dict[str, bytes | None], offset: int) -> None:
         store = self.table.data
@@ -303,16 +304,54 @@ def raw_table(app: faust.App, name: str, partitions: int, options: dict[str, Any
     return table
 
 
-def sender(app: faust.App) -> Callable[[str, bytes | None, bytes | None, int | None, Any], Awaitable[Any]]:
-    """send(topic, key, value, partition or None, headers or None) -> the delivery future, straight to
-    Faust's producer (no per-message buffer): `await` it to have the record in Kafka."""
-    send = app.producer.send
+class Batches:
+    """Records for Kafka gathered into a few record batches per (topic, partition) and sent as such
+    (aiokafka's `create_batch`/`send_batch` on Faust's producer): the per-record cost of the
+    producer's `send` (a future, a metadata check and a partitioner call per record) is paid per batch.
 
-    def send_now(topic: str, key: bytes | None, value: bytes | None, partition: int | None,
-                 headers: Any) -> Awaitable[Any]:
-        return send(topic, key, value, partition, None, headers)
+    `add(...)` the records, then `await deliver()`: every record is in Kafka, in the order added per
+    partition; returns the offset of the last record of each (topic, partition).
+    """
 
-    return send_now
+    def __init__(self, app: faust.App) -> None:
+        self.producer = app.producer._ensure_producer()
+        self._open: dict[tuple[str, int], Any] = {}
+        self._sent: list[tuple[tuple[str, int], Awaitable[Any], int]] = []  # (topic, partition), delivery, records
+
+    def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None,
+            headers: list[tuple[str, bytes]] | None = None) -> None:
+        where = (topic, partition)
+        batch = self._open.get(where)
+        if batch is None:
+            batch = self._open[where] = self.producer.create_batch()
+        if batch.append(timestamp=None, key=key, value=value, headers=headers or []) is None:
+            self._close(where)  # full: a new batch takes the record
+            batch = self._open[where] = self.producer.create_batch()
+            if batch.append(timestamp=None, key=key, value=value, headers=headers or []) is None:
+                raise ValueError(f"a record of {len(value or b'')} bytes does not fit a batch for {topic}")
+
+    def _close(self, where: tuple[str, int]) -> None:
+        batch = self._open.pop(where)
+        batch.close()
+        self._sent.append((where, self.producer.send_batch(batch, where[0], partition=where[1]),
+                           batch.record_count()))
+
+    async def deliver(self) -> dict[tuple[str, int], int]:
+        for where in list(self._open):
+            self._close(where)
+        last: dict[tuple[str, int], int] = {}
+        sent, self._sent = self._sent, []
+        # send_batch waits for the previous batch of its partition to be drained, so submit in order
+        deliveries = [(where, await submission, count) for where, submission, count in sent]
+        for where, delivery, count in deliveries:
+            metadata = await delivery
+            last[where] = max(last.get(where, -1), metadata.offset + count - 1)
+        return last
+
+
+async def partition_count(app: faust.App, topic: str) -> int:
+    """The number of partitions of `topic`, from the producer's metadata (fetched when missing)."""
+    return len(await app.producer._ensure_producer().partitions_for(topic))
 
 
 # --- reading Faust's state ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from streamer.app.bulk import PartitionedTable, assigned_partitions, committed_o
 from streamer.app.health import Health
 from streamer.app.settings import WorkerSettings, load_worker_settings
 from streamer.app.shutdown import install_stop_deadline
-from streamer.app.stage1 import CallStage
+from streamer.app.stage1 import CallStage, Outputs
 from streamer.app.stage2 import QueueStage
 from streamer.core.config import Config, load_config
 from streamer.core.events import format_ts
@@ -85,6 +85,7 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
         producer_linger=0.005,
+        producer_max_batch_size=512 * 1024,  # the stages send record batches of their own (bulk.Batches)
         broker_credentials=settings.security.faust_credentials(),
         **({} if settings.faust_metrics else {"Monitor": quiet_monitor_class()}),
     )
@@ -116,10 +117,14 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
     # The two stages take their topics' records a partition batch at a time (streamer/app/bulk.py).
     routes = bulk.install(app, [events, outcomes])
 
-    send = bulk.sender(app)
+    outputs: list[Outputs] = []
 
     async def track_calls(partition: int, batch: list[Any]) -> None:
-        await calls.handle(partition, batch, send, call_table.write, settings.outcomes_topic, settings.dlq_topic)
+        if not outputs:
+            outputs.append(Outputs(settings.outcomes_topic, await bulk.partition_count(app, settings.outcomes_topic),
+                                   settings.dlq_topic, await bulk.partition_count(app, settings.dlq_topic),
+                                   lambda: bulk.Batches(app), call_table.write))
+        await calls.handle(partition, batch, outputs[0])
 
     async def aggregate_queues(partition: int, batch: list[Any]) -> None:
         await queues.handle(partition, batch, queue_table.write)

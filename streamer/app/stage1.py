@@ -9,7 +9,6 @@ stage 2 can hold a watermark.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -24,12 +23,24 @@ from streamer.app.health import Health
 from streamer.core import events as ev
 from streamer.core.calls import CallState
 from streamer.core.config import Config
+from streamer.core.partitioning import partition_of
 from streamer.core.tracker import DUPLICATE, INVALID, PROCESSED, CallTracker
 
 log = logging.getLogger(__name__)
 
-# (topic, key, value, partition or None, headers or None) -> the delivery, as Faust's producer.send
-Sender = Callable[[str, bytes | None, bytes | None, int | None, Any], Awaitable[Awaitable[Any]]]
+@dataclass(frozen=True)
+class Outputs:
+    """Where stage 1's records go: facts to `call-outcomes` (partitioned by queue, as Kafka's default
+    partitioner would), dead letters to the DLQ, rows through `write(partition, changes)`; `batches()`
+    gathers records to deliver together (streamer/app/bulk.py `Batches`)."""
+
+    outcomes_topic: str
+    outcome_partitions: int
+    dlq_topic: str
+    dlq_partitions: int
+    batches: Callable[[], Any]
+    write: Callable[[int, dict[str, bytes | None]], Awaitable[None]]
+
 
 CALL_ROW = "c:"
 CLOCK_ROW = "t:"
@@ -223,25 +234,26 @@ class CallStage:
         self.forgotten[partition] = forgotten
         return changes
 
-    async def handle(self, partition: int, records: list[Any], send: Sender,
-                     write: Callable[[int, dict[str, bytes | None]], Awaitable[None]], outcomes_topic: str,
-                     dlq_topic: str) -> None:
+    async def handle(self, partition: int, records: list[Any], out: Outputs) -> None:
         """One partition batch of `call-events` records, end to end: facts per queue and dead letters
         delivered first, then the call table's rows. A crash anywhere in between leaves rows that
         recovery rolls back to the last complete batch, whose replay sends the same facts again."""
         output = self.process(partition, [(record.offset, record.value) for record in records])
-        deliveries = [await send(outcomes_topic, queue.encode(), wire.batch_record(facts, output.agents.get(queue, [])),
-                                 None, None) for queue, facts in output.facts.items()]
-        deliveries += [await send(outcomes_topic, queue.encode(), wire.batch_record([], agents), None, None)
-                       for queue, agents in output.agents.items() if queue not in output.facts]
+        batches = out.batches()
+        for queue in output.facts.keys() | output.agents.keys():
+            key = queue.encode()
+            batches.add(out.outcomes_topic, partition_of(key, out.outcome_partitions), key,
+                        wire.batch_record(output.facts.get(queue, []), output.agents.get(queue, [])))
         for index, reason, detail in output.dead:
             record = records[index]
-            deliveries.append(await send(dlq_topic, record.key, record.value, None, wire.dead_letter_headers(
-                reason, detail, record.topic, record.partition, record.offset)))
-        await asyncio.gather(*deliveries)
+            dlq_partitions = out.dlq_partitions
+            target = partition_of(record.key, dlq_partitions) if record.key else record.partition % dlq_partitions
+            batches.add(out.dlq_topic, target, record.key, record.value, wire.dead_letter_headers(
+                reason, detail, record.topic, record.partition, record.offset))
+        await batches.deliver()
         changes = self.flush(partition, records[-1].offset, output)
         if changes is not None:
-            await write(partition, changes)
+            await out.write(partition, changes)
             self.published[partition] = output.tracker.stream_time
 
     def progress(self, assigned: set[int], idle_seconds: float) -> list[tuple[int, int | None, bool]]:

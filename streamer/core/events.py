@@ -65,7 +65,7 @@ class InvalidEvent(ValueError):
         self.detail = detail
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Event:
     event_id: str
     type: str
@@ -120,7 +120,8 @@ def _parse_rfc3339(text: str) -> int:
     if shape.group(2) is None:
         raise InvalidEvent("bad_time", f"ts {text!r} has no UTC offset (add Z or +hh:mm)")
     try:
-        moment = datetime.fromisoformat(text.upper())
+        # RFC 3339 allows a lower-case t and z, which fromisoformat refuses
+        moment = datetime.fromisoformat(text if text[10] == "T" and text[-1] != "z" else text.upper())
     except ValueError:
         raise InvalidEvent("bad_time", f"ts {text!r} is not an RFC 3339 date-time") from None
     # Integer arithmetic keeps milliseconds exact; microseconds beyond them are dropped on purpose.
@@ -186,7 +187,9 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
         queues = _queue_list(data)
         call_id = None
     elif etype == CALL_COMPLETED:
-        talk, hold, wrap = (_duration(data, name) for name in ("talk_seconds", "hold_seconds", "wrap_seconds"))
+        talk = _duration(data, "talk_seconds")
+        hold = _duration(data, "hold_seconds")
+        wrap = _duration(data, "wrap_seconds")
     return Event(event_id, etype, ts, call_id, queue, agent_id, tenant, customer_id, reason, to_queue, mode, state,
                  queues, talk, hold, wrap)
 

@@ -39,8 +39,8 @@ def murmur2(data: bytes) -> int:
     return h
 
 
-def partition_of(key: str, partitions: int) -> int:
+def partition_of(key: str | bytes, partitions: int) -> int:
     """The partition of `partitions` that Kafka's default partitioner gives a record keyed `key`."""
     if partitions == 1:
         return 0
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return (murmur2(key.encode() if isinstance(key, str) else key) & 0x7FFFFFFF) % partitions
