@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,44 +46,33 @@ CALL_ROW = "c:"
 CLOCK_ROW = "t:"
 
 
-class DirtyDict(MutableMapping[str, CallState]):
-    """A dict that remembers which keys changed since the last `take_changes()`, and their value before."""
+class DirtyDict(dict):
+    """A dict that remembers which keys were set or deleted since the last `take_changes()`, and their
+    value before. Reads are a plain dict's; only `d[k] = v` and `del d[k]` are tracked (the tracker
+    uses nothing else to change its store)."""
 
     def __init__(self, data: dict[str, CallState]) -> None:
-        self.data = data
+        super().__init__(data)
         self.before: dict[str, CallState | None] = {}
 
-    def __getitem__(self, key: str) -> CallState:
-        return self.data[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
     def __setitem__(self, key: str, value: CallState) -> None:
-        self.touch(key)
-        self.data[key] = value
+        if key not in self.before:
+            self.before[key] = self.get(key)
+        super().__setitem__(key, value)
 
     def __delitem__(self, key: str) -> None:
-        self.touch(key)
-        del self.data[key]
+        if key not in self.before:
+            self.before[key] = self.get(key)
+        super().__delitem__(key)
 
     def touch(self, key: str) -> None:
         """Mark `key` to be written at the next flush, with its current value as the one before."""
         if key not in self.before:
-            self.before[key] = self.data.get(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.data)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def values(self):  # type: ignore[override]
-        return self.data.values()
+            self.before[key] = self.get(key)
 
     def take_changes(self) -> list[tuple[str, CallState | None, CallState | None]]:
         """(key, value now or None when deleted, value before the changes) of every key changed."""
-        changes = [(key, self.data.get(key), before) for key, before in self.before.items()]
+        changes = [(key, self.get(key), before) for key, before in self.before.items()]
         self.before = {}
         return changes
 
@@ -216,7 +205,7 @@ class CallStage:
         if tracker is not output.tracker:
             return None
         offset = max(offset, self.applied[partition])
-        calls = tracker.store.data  # type: ignore[attr-defined]
+        calls = tracker.store
         changes: dict[str, bytes | None] = {}
         for call_id in self.forgotten.get(partition, set()) - calls.keys():
             changes[CALL_ROW + call_id] = None
