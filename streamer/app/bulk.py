@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
 from faust.stores import memory as memory_store
 from faust.transport.consumer import CONSUMER_FETCHING, ack_lock
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -71,6 +72,12 @@ class BulkConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, whose drain loop hands routed topics' records over a partition batch
     at a time. Everything else (subscription, rebalancing, commits, recovery) is Faust's."""
 
+    _fetch_paused: set[TopicPartition] = set()  # noqa: RUF012 - replaced per instance, never mutated
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._syncing: set[asyncio.Future] = set()
+
     async def _drain_messages(self, fetcher: Any) -> None:  # mirrors Consumer._drain_messages
         routes: BulkRoutes = self.transport.routes  # type: ignore[attr-defined]
         consumer_should_stop = self._stopped.is_set
@@ -78,6 +85,7 @@ class BulkConsumer(faust_aiokafka.Consumer):
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
+                await self._fetch_only_active()
                 records, active = await self._wait_next_records(1.0)
                 await self.sleep(0)
                 if records is None or self.should_stop:
@@ -120,6 +128,47 @@ class BulkConsumer(faust_aiokafka.Consumer):
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+
+    def pause_partitions(self, tps: Iterable[TP]) -> None:
+        super().pause_partitions(tps)
+        self._sync_fetching()
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        super().resume_partitions(tps)
+        self._sync_fetching()
+
+    def _sync_fetching(self) -> None:
+        task = asyncio.ensure_future(self._fetch_only_active())
+        self._syncing.add(task)
+        task.add_done_callback(self._syncing.discard)
+
+    async def _fetch_only_active(self) -> None:
+        """Have aiokafka fetch only the partitions Faust delivers. Faust "pauses" a partition by leaving
+        it out of the ones it drains (its tables' changelogs, outside recovery and standbys), but aiokafka
+        keeps fetching it: records the worker itself just wrote pile up unconsumed, and aiokafka sends no
+        new fetch to the broker while a partition's records wait, so the active partitions stall for up
+        to a second at a time. Pausing them in aiokafka too stops that. Idempotent: it applies the
+        pauses as they are when it runs."""
+        try:
+            assignment = self.assignment()
+            consumer = self._thread._ensure_consumer()
+        except Exception:  # not started, or stopping
+            return
+        idle = {TopicPartition(tp.topic, tp.partition) for tp in assignment if tp in self._paused_partitions}
+        if idle == self._fetch_paused:
+            return
+        self._fetch_paused = idle
+
+        async def apply() -> None:
+            assigned = consumer.assignment()
+            resume = [tp for tp in consumer.paused() if tp not in idle and tp in assigned]
+            if resume:
+                consumer.resume(*resume)
+            pause = [tp for tp in idle if tp in assigned]
+            if pause:
+                consumer.pause(*pause)
+
+        await self._thread.call_thread(apply)
 
     async def _deliver_one_by_one(self, tp: TP, batch: list[Any]) -> None:
         """Faust's own per-record path (changelog topics: recovery and standby replicas)."""

@@ -1,6 +1,6 @@
 """The Prometheus collector: reads the owned queues' state at scrape time (never a label per call,
 agent or interval), so a worker exports exactly the queues it owns and nothing stale after a rebalance.
-Metric names: docs/monitoring.md.
+Metric names: docs/monitoring.md. Its families are rendered by `streamer.export.exposition`.
 """
 
 from __future__ import annotations
@@ -9,11 +9,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import Collector
-
 from streamer.core import counters
 from streamer.core.queues import WINDOWS, QueueState
+from streamer.export.exposition import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 WINDOW_COUNTS = {
     "callcenter_calls_offered": ("entered", "Queue visits entered (offered) in the window"),
@@ -44,7 +42,7 @@ CALLBACK_TOTALS = {
 }
 
 
-class PipelineCollector(Collector):
+class PipelineCollector:
     def __init__(self, pipeline: Any, clock: Callable[[], float] = time.time) -> None:
         self.pipeline = pipeline
         self.clock = clock
