@@ -62,8 +62,12 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
     )
     for warning in settings.security.warnings():
         log.warning("%s", warning)
+    # A memtable is flushed when it reaches write_buffer_size: Faust's 64 MB would let each database
+    # hold that much of its recent writes in RAM (a week of the demo day never fills it: RSS grew all
+    # week in `streamer bench --only soak`), so the worker's memory would depend on its age.
     rocks = {"block_cache_size": settings.rocksdb_block_cache_mb * 1024 * 1024,
-             "block_cache_compressed_size": settings.rocksdb_block_cache_mb * 1024 * 1024}
+             "block_cache_compressed_size": settings.rocksdb_block_cache_mb * 1024 * 1024,
+             "write_buffer_size": settings.rocksdb_write_buffer_mb * 1024 * 1024}
     raw = {"key_type": str, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(settings.events_topic, partitions=settings.event_partitions, internal=True, **raw)
     outcomes = app.topic(settings.outcomes_topic, partitions=settings.outcome_partitions, internal=True, **raw)
