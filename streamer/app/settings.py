@@ -191,9 +191,7 @@ class WorkerSettings:
     web_host: str = "127.0.0.1"
     web_tables: bool = False
     emit_every_seconds: float = 1.0
-    batch_size: int = 2000
     faust_metrics: bool = True
-    batch_seconds: float = 0.05
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @property

@@ -10,6 +10,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -30,6 +31,11 @@ CALLBACK_POLICIES = (POLICY_COPC, POLICY_REMOVED_FROM_QUEUE, POLICY_FLOW_OUT)
 ATTRIBUTE_OUTCOME = "outcome"
 ATTRIBUTE_ARRIVAL = "arrival"
 INTERVAL_MINUTES = (15, 30, 60)
+
+
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
 
 
 class ConfigError(ValueError):
@@ -58,7 +64,7 @@ class QueueSettings:
 
     @property
     def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.time_zone)
+        return _zone(self.time_zone)
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,6 +128,32 @@ class PipelineCollector(Collector):
             histogram.add_metric([queue], buckets, totals[idx["answered_wait_ms"]] / 1000)
         yield from (entered, outcomes, callbacks, histogram)
 
+    def _progress(self) -> Iterator[Any]:
+        """How far the stages have got: what `streamer replay --wait` and a caught-up check look at."""
+        stage = self.pipeline.queues
+        idle_seconds = self.pipeline.config.limits.idle_seconds
+        pending = GaugeMetricFamily("callcenter_queue_intervals_pending",
+                                    "Intervals whose newest counts are not on queue-intervals yet", labels=["queue"])
+        idle = GaugeMetricFamily("callcenter_queue_idle", "1 when the queue has had no event for the idle period, "
+                                 "so its intervals close without waiting for the watermark", labels=["queue"])
+        for queue in sorted(stage.queues()):
+            pending.add_metric([queue], stage.pending_intervals(queue))
+            idle.add_metric([queue], 1 if stage.is_idle(queue, idle_seconds) else 0)
+        yield from (pending, idle)
+        progress = self.pipeline.progress()
+        topics = progress["topics"]
+        offsets = GaugeMetricFamily("callcenter_processed_offset", "Offset of the last record a stage has fully "
+                                    "processed, per owned partition", labels=["topic", "partition"])
+        partition_idle = GaugeMetricFamily("callcenter_events_partition_idle", "1 when an owned call-events "
+                                           "partition is left out of the watermark as idle", labels=["partition"])
+        for stage_name, topic in (("stage1", topics["events"]), ("stage2", topics["outcomes"])):
+            for entry in progress[stage_name]:
+                if entry["offset"] is not None:
+                    offsets.add_metric([topic, str(entry["partition"])], entry["offset"])
+        for entry in progress["stage1"]:
+            partition_idle.add_metric([str(entry["partition"])], 1 if entry["idle"] else 0)
+        yield from (offsets, partition_idle)
+
     def _health(self) -> Iterator[Any]:
         health = self.pipeline.health
         events = CounterMetricFamily("callcenter_events", "Events read by this worker, by result and reason",
@@ -148,6 +174,7 @@ class PipelineCollector(Collector):
             if mark is not None:
                 watermark.add_metric([str(partition)], mark / 1000)
         yield watermark
+        yield from self._progress()
         emitted = CounterMetricFamily("callcenter_intervals_emitted", "Closed intervals written to queue-intervals")
         emitted.add_metric([], health.intervals_emitted)
         yield emitted

@@ -27,12 +27,22 @@ def api_snapshot(pipeline: Any, now_s: float | None = None, queue: str | None = 
     states = pipeline.queues.queues()
     marks = [m for p in pipeline.queues.owned if (m := pipeline.queues.watermark(p)) is not None]
     last = pipeline.health.last_event_ts
+    stage = pipeline.queues
+    idle_seconds = pipeline.config.limits.idle_seconds
+    views = []
+    for name in sorted(states):
+        if queue is None or name == queue:
+            view = states[name].view(now_ms)
+            view["idle"] = stage.is_idle(name, idle_seconds)
+            view["intervals_pending"] = stage.pending_intervals(name)
+            views.append(view)
     return {
         "generated_at": format_ts(now_ms),
         "last_event_time": format_ts(last) if last else None,
         "watermark": format_ts(min(marks)) if marks else None,
         "stale_after_seconds": STALE_AFTER_SECONDS,
-        "queues": [states[q].view(now_ms) for q in sorted(states) if queue is None or q == queue],
+        "progress": pipeline.progress(),
+        "queues": views,
     }
 
 
@@ -47,7 +57,7 @@ def install_pages(app: faust.App, pipeline: Any) -> None:
                 return AiohttpResponse(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
     registry.register(PipelineCollector(pipeline))
     # Any stage-2 table routes by queue: they share the partitioning of call-outcomes (key = queue).
-    queue_table = pipeline.queues.buckets
+    queue_table = pipeline.queue_table
     static = resources.files("streamer.export") / "static"
 
     def json_response(web: View, data: Any, status: int = 200) -> Response:
