@@ -22,7 +22,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,6 @@ class RunningDemo:
     output: Path
     started: float
     full_after: float | None = None
-    seen: dict[str, Any] = field(default_factory=dict)
 
     def api(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.url}/api/queues", timeout=5) as response:
@@ -141,7 +140,7 @@ def test_the_demo_fills_every_tile_of_every_queue_at_once(demo: tuple[RunningDem
     wait_until_full(running)
     print(f"every tile of every queue filled {running.full_after:.1f} s after `streamer demo` started")
     printed = running.printed()
-    assert "backfill done" in (Path(running.output.parent / "state" / "logs" / "traffic.log").read_text())
+    assert "backfill done" in (running.output.parent / "state" / "logs" / "traffic.log").read_text()
     assert "today so far" in printed
 
 
