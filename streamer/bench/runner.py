@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamer.bench import latency, memory, recovery, stream, throughput
+from streamer.bench import latency, memory, recovery, soak, stream, throughput
 from streamer.bench.broker import broker, create_topic, delete_topics, produce
 from streamer.bench.ceiling import ceiling_events_per_second
 from streamer.bench.context import BenchContext
@@ -23,7 +23,9 @@ from streamer.bench.profile import Profile
 from streamer.bench.report import Figure, Target
 from streamer.bench.worker import WorkerProcess, package_root
 
-MEASUREMENTS = ("throughput", "recovery", "latency", "memory")
+MEASUREMENTS = ("throughput", "recovery", "latency", "memory", "soak")
+# The soak reads a simulated week: it runs only when asked for (--only soak).
+DEFAULT_MEASUREMENTS = ("throughput", "recovery", "latency", "memory")
 WORKLOAD_LABELS = {"demo": "demo day", "calls": "call-only"}
 KEY_PREFIX = {"demo": "", "calls": "calls_"}  # the demo's figures keep the keys they always had
 
@@ -47,7 +49,8 @@ class BenchOptions:
     queues: int = 200
     memory_warmup_events: int = 5_000
     seed: int = 1
-    measurements: tuple[str, ...] = MEASUREMENTS
+    soak_days: float = 7.0
+    measurements: tuple[str, ...] = DEFAULT_MEASUREMENTS
     workloads: tuple[str, ...] = stream.WORKLOADS
     bootstrap: str | None = None
     broker_port: int | None = None
@@ -113,6 +116,10 @@ def _measure(ctx: BenchContext, options: BenchOptions, result: BenchResult) -> N
         _latency(ctx, options, result)
     if "memory" in wanted:
         _memory(ctx, options, result)
+    if "soak" in wanted:
+        run = soak.measure(ctx, options.soak_days, options.seed)
+        result.figures += soak.figures(run)
+        result.context.update(soak.context(run))
 
 
 def _throughput(ctx: BenchContext, options: BenchOptions, result: BenchResult, with_recovery: bool) -> None:

@@ -66,3 +66,30 @@ def test_quick_bench_prints_the_table_then_json_and_cleans_up(tmp_path: Path, ka
     tag = re.search(r"deleted the run's \d+ topics \((\w+)-\*\)", run.stderr)
     assert tag is not None, run.stderr[-2000:]
     assert asyncio.run(topics_starting_with(kafka_bootstrap, tag.group(1))) == []
+
+
+SOAK_KEYS = ("soak_events_per_second", "soak_rss_bytes_day1", "soak_rss_bytes_end", "soak_live_keys_day1",
+             "soak_live_keys_end", "soak_datadir_bytes_end")
+
+
+@pytest.mark.timeout(900)
+def test_soak_reads_the_worker_state_every_simulated_day(tmp_path: Path, kafka_bootstrap: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A short soak (two simulated days): a reading per simulated midnight and one at the end, each with
+    the worker's RSS, the live keys of every table from their changelogs, and the data dir size."""
+    run = subprocess.run([sys.executable, "-m", "streamer.cli", "bench", "--only", "soak", "--soak-days", "2",
+                          "--bootstrap", kafka_bootstrap, "--workdir", str(tmp_path / "bench")],
+                         capture_output=True, text=True, timeout=840, check=False)
+    with capsys.disabled():
+        print(f"\n{run.stdout}")
+    assert run.returncode == 0, run.stderr[-4000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    for key in SOAK_KEYS:
+        assert summary[key] > 0, (key, summary[key])
+    readings = summary["soak_readings"]
+    assert [int(reading["day"]) for reading in readings][:2] == [1, 2], readings
+    assert readings[-1]["events"] == summary["soak_events"], "the last reading follows the whole stream"
+    for reading in readings:
+        assert "calls" in reading["table_keys"] and len(reading["table_keys"]) >= 2, reading["table_keys"]
+        assert reading["rss_bytes"] > 0 and reading["datadir_bytes"] > 0
+    assert "events_per_second" not in summary, "--only soak measures the soak alone"
