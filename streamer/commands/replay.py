@@ -18,6 +18,8 @@ on stderr. Blank lines are skipped.
 By default records go as fast as the broker takes them; --speed X paces them by their `ts` at X times
 real time (1 = as they happened), starting from the first event.
 
+The topic is --topic, else $STREAMER_TOPIC_EVENTS (the topic the worker reads), else call-events.
+
 examples:
   streamer replay day.jsonl
   streamer replay day.jsonl --speed 60          # an hour of traffic per minute
@@ -28,7 +30,9 @@ examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="JSONL events, - for stdin")
     parser.add_argument("--speed", type=float, metavar="X", help="pace by event time at X times real time")
-    parser.add_argument("--topic", default="call-events", help="Kafka topic (default call-events)")
+    from streamer.sources.kafka_sink import TOPIC_HELP
+
+    parser.add_argument("--topic", help=TOPIC_HELP)
     parser.add_argument(
         "--bootstrap",
         metavar="SERVERS",
@@ -68,8 +72,13 @@ def _fail(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from streamer.sources.kafka_sink import KafkaUnavailable, bootstrap_servers, send_events
+    from streamer.app.settings import SettingsError
+    from streamer.sources.kafka_sink import KafkaUnavailable, bootstrap_servers, events_topic, send_events
 
+    try:
+        topic = events_topic(args.topic)
+    except SettingsError as error:
+        return _fail(str(error))
     if args.speed is not None and not args.speed > 0:
         return _fail(f"--speed must be > 0 (leave it out to send as fast as possible), got {args.speed}")
     try:
@@ -80,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     servers = bootstrap_servers(args.bootstrap)
     started = time.monotonic()
     try:
-        sent = asyncio.run(send_events(lines, bootstrap=servers, topic=args.topic, speed=args.speed))
+        sent = asyncio.run(send_events(lines, bootstrap=servers, topic=topic, speed=args.speed))
     except KafkaUnavailable as error:
         return _fail(str(error))
     finally:
@@ -94,5 +103,5 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     rate = f", {sent / elapsed:,.0f} records/s" if elapsed > 0 else ""
-    print(f"replay: sent {sent:,} records to {args.topic} at {servers} in {elapsed:.2f} s{rate}")
+    print(f"replay: sent {sent:,} records to {topic} at {servers} in {elapsed:.2f} s{rate}")
     return 0
