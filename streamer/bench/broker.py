@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamer.bench.worker import free_port
+from streamer.ports import lease_port
 from streamer.sources.kafka_sink import send_events
 
 
@@ -39,7 +39,7 @@ def broker(bootstrap: str | None, port: int | None, data_dir: Path,
         return
     from streamer.devkafka import LocalKafka
 
-    local = LocalKafka(port=port or free_port(), data_dir=data_dir, progress=say)
+    local = LocalKafka(port=port or lease_port(), data_dir=data_dir, progress=say)
     say(f"no --bootstrap and no KAFKA_BOOTSTRAP_SERVERS: starting a local broker on port {local.port}")
     address = local.start(fresh=True, die_with_parent=True)
     try:

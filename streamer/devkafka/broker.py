@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from streamer import ports
 from streamer.devkafka import maven, process, settings
 from streamer.devkafka.errors import DevKafkaError, file_tail, text_tail
 from streamer.devkafka.java import require_java
@@ -207,7 +208,7 @@ class LocalKafka:
             )
 
     def _write_config(self, kafka_major: int, libs: Path) -> LoggingConfig:
-        controller_port = process.free_port(settings.LOOPBACK_HOST)
+        controller_port = ports.lease_port()
         config = BrokerConfig(self.port, controller_port, self.log_dir, kafka_major)
         self.properties_file.write_text(server_properties(config))
         log_config = logging_config(maven.uses_log4j2(p.name for p in libs.glob("*.jar")), self.data_dir)

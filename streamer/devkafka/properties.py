@@ -2,7 +2,8 @@
 
 One node is both broker and controller (KRaft combined mode) with a static single-voter quorum
 (`controller.quorum.voters`), so the controller port may change from one start to the next: it is an
-internal port, picked free at each start and written here, while clients only ever see the broker port.
+internal port, leased at each start (streamer/ports.py) and written here, while clients only ever see
+the broker port.
 """
 
 from __future__ import annotations
