@@ -164,7 +164,7 @@ def _run_asterisk(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     except KafkaUnavailable as exc:
         resume = "it resumes from its position file" if store else "nothing was sent"
-        return _fail(f"{exc}; run it again once the broker is up ({resume})")
+        return _fail(f"{exc}; {resume}")
     except BrokenPipeError:
         # The reader of stdout went away (`| head`); silence Python's own complaint at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

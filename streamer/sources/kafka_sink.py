@@ -135,12 +135,14 @@ async def send_events(
         real time (1 = real time) from the first one; records without a usable `ts` are not held.
     linger_ms, max_batch_size, producer_options: batching and any other AIOKafkaProducer setting.
 
-    Raises KafkaUnavailable when the broker cannot be reached; a failed delivery raises aiokafka's
+    Raises KafkaUnavailable, naming the cause, when the broker cannot be reached or refuses the
+    settings (streamer/app/preflight.py checks before the producer starts); a failed delivery raises aiokafka's
     error. The producer is flushed and closed on the way out, also when cancelled.
     """
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaConnectionError
 
+    from streamer.app.preflight import KafkaCheckFailed, check_kafka
     from streamer.app.settings import SettingsError, kafka_security
 
     servers = bootstrap_servers(bootstrap)
@@ -149,6 +151,11 @@ async def send_events(
         topic = events_topic(topic)
     except SettingsError as error:  # the commands that send say it and stop, as for an unreachable broker
         raise KafkaUnavailable(str(error)) from None
+    try:
+        # aiokafka's own start-up would only say "Unable to bootstrap": the check names the cause.
+        await check_kafka(servers, security)
+    except KafkaCheckFailed as failure:
+        raise KafkaUnavailable(f"cannot send to Kafka: {failure}") from None
     pacer = Pacer(speed) if speed is not None else None
     producer = AIOKafkaProducer(
         bootstrap_servers=servers,
