@@ -208,6 +208,8 @@ class LocalKafka:
                     f"its data, so stop it first: streamer kafka stop --port {self.port}"
                 )
             self._check_data_dir_security()
+            if not self.client_env_file.is_file():  # started by a release that wrote none
+                write_client_env(self.client_env_file, self.security.client_settings(self.bootstrap))
             return self.bootstrap
         if process.port_in_use(settings.LOOPBACK_HOST, self.port):
             raise DevKafkaError(
