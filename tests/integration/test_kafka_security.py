@@ -24,10 +24,10 @@ from streamer.devkafka import DevKafkaError, LocalKafka
 from streamer.devkafka.security import read_client_env
 from streamer.ports import lease_port
 from streamer.sources.asterisk import QueueLogMapper
-from tests.integration.fault_support import difference, expected_intervals, fault_env, settle
+from tests.integration.fault_support import CONFIG, difference, expected_intervals, settle
 from tests.kafka_io import create_topic, read_records
 from tests.pipeline_input import build_event_file
-from tests.worker_process import WorkerProcess
+from tests.worker_process import WorkerProcess, unique_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -72,6 +72,13 @@ def ssl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Local
 
 def client_env(broker: LocalKafka) -> dict[str, str]:
     return read_client_env(broker.client_env_file)
+
+
+def worker_env(tmp_path: Path, broker: LocalKafka) -> dict[str, str]:
+    """A worker of its own (app id, topics) on this broker, with its client.env settings."""
+    config = tmp_path / "streamer.toml"
+    config.write_text(CONFIG)
+    return {**unique_names("s"), "STREAMER_PARTITIONS": "4", "STREAMER_CONFIG": str(config), **client_env(broker)}
 
 
 def streamer(args: list[str], env: dict[str, str],
@@ -129,7 +136,7 @@ def test_another_security_mode_on_a_data_dir_is_refused(sasl_broker: LocalKafka)
 def test_the_worker_counts_what_replay_sends_like_the_offline_report(mode: str, request: pytest.FixtureRequest,
                                                                      tmp_path: Path) -> None:
     broker = request.getfixturevalue("sasl_broker") if mode == "sasl_ssl" else request.getfixturevalue("ssl_broker")[0]
-    env = {**fault_env(tmp_path, broker.bootstrap), **client_env(broker)}
+    env = worker_env(tmp_path, broker)
     events = build_event_file(tmp_path / "events.jsonl", hours=1.0, seed=5)
     want = expected_intervals(events, env)
 
@@ -223,7 +230,7 @@ def test_a_tls_client_without_sasl_is_told_the_listener_wants_sasl(sasl_broker: 
 
 
 def test_a_worker_that_cannot_log_in_exits_before_faust_starts(sasl_broker: LocalKafka, tmp_path: Path) -> None:
-    env = {**fault_env(tmp_path, sasl_broker.bootstrap), **client_env(sasl_broker)}
+    env = worker_env(tmp_path, sasl_broker)
     del env["KAFKA_SASL_PASSWORD_FILE"]
     env["KAFKA_SASL_PASSWORD"] = "not-the-password"
     done = streamer(["worker", "--web-port", str(lease_port()), "--datadir", str(tmp_path / "data")], env,
