@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from streamer.devkafka import DevKafkaError, LocalKafka
+from streamer.devkafka import LocalKafka
 from streamer.ports import lease_port
 from tests.integration.fault_support import (
     PacedReplay,
@@ -28,6 +28,7 @@ from tests.integration.fault_support import (
     fault_events,
     settle,
 )
+from tests.kafka_fixture import broker_of_its_own
 from tests.worker_process import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(360)]
@@ -39,14 +40,8 @@ OUTAGE_SECONDS = 10
 def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
     port = int(os.environ.get("STREAMER_TEST_FAULT_KAFKA_PORT") or lease_port())
     broker = LocalKafka(port=port, data_dir=tmp_path / "kafka")
-    try:
-        broker.start(fresh=True, die_with_parent=True)
-    except DevKafkaError as error:
-        pytest.fail(f"the broker of the broker-restart test did not start: {error}", pytrace=False)
-    try:
-        yield broker
-    finally:
-        broker.stop()
+    with broker_of_its_own(broker, "the broker of the broker-restart test") as started:
+        yield started
 
 
 def test_the_worker_recovers_by_itself_when_the_broker_comes_back(tmp_path: Path, own_broker: LocalKafka) -> None:

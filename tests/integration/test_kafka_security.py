@@ -25,6 +25,7 @@ from streamer.devkafka.security import read_client_env
 from streamer.ports import lease_port
 from streamer.sources.asterisk import QueueLogMapper
 from tests.integration.fault_support import CONFIG, difference, expected_intervals, settle
+from tests.kafka_fixture import broker_of_its_own
 from tests.kafka_io import create_topic, read_records
 from tests.pipeline_input import build_event_file
 from tests.worker_process import WorkerProcess, unique_names
@@ -45,14 +46,8 @@ EVENT = b'{"event_id": "e1", "type": "call.enqueued", "ts": "2026-06-01T10:00:00
 @pytest.fixture(scope="module")
 def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     broker = LocalKafka(port=lease_port(), data_dir=tmp_path_factory.mktemp("sasl") / "kafka", security="sasl_ssl")
-    try:
-        broker.start(fresh=True, die_with_parent=True)
-    except DevKafkaError as error:
-        pytest.fail(f"the SASL_SSL test broker did not start: {error}", pytrace=False)
-    try:
-        yield broker
-    finally:
-        broker.stop()
+    with broker_of_its_own(broker, "the SASL_SSL test broker") as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
