@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 HELP = "run the Faust worker (stage 1 call tracking + stage 2 queue aggregation + /metrics + wallboard)"
 DESCRIPTION = """\
@@ -49,6 +50,21 @@ def prepare_topics() -> None:
     os.environ["STREAMER_PARTITIONS"] = str(settings.event_partitions)
 
 
+def prepare_changelog_topics(app: Any) -> None:
+    """Create the app's changelog topics before Faust starts (streamer/app/topics.py says why)."""
+    import asyncio
+
+    from streamer.app.settings import load_worker_settings
+    from streamer.app.topics import ensure_changelog_topics
+
+    settings = load_worker_settings()
+    try:
+        asyncio.run(ensure_changelog_topics(settings, app.tables.values(), app.conf.topic_partitions,
+                                            app.conf.topic_replication_factor))
+    except Exception as exc:
+        raise OSError(f"cannot create the changelog topics at {settings.bootstrap}: {exc!r}") from exc
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
@@ -63,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         prepare_topics()
         from streamer.app.worker_app import app
+
+        prepare_changelog_topics(app)
     except KafkaCheckFailed as exc:
         print(f"streamer worker: not starting: {exc}", file=sys.stderr)
         return 2
