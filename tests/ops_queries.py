@@ -59,6 +59,10 @@ METRIC_CATALOGUE: frozenset[str] = frozenset(
         "callcenter_watermark_timestamp_seconds",
         "callcenter_consumer_lag_messages",  # {topic, partition}
         "callcenter_intervals_emitted_total",
+        "callcenter_queue_intervals_pending",
+        "callcenter_queue_idle",
+        "callcenter_processed_offset",  # {topic, partition}
+        "callcenter_events_partition_idle",
     }
 )
 # Series Prometheus makes itself: the scrape health of each target and the state of each alert.

@@ -12,7 +12,8 @@ DESCRIPTION = """\
 Measure real `streamer worker` processes against a real broker, with the simulator's demo traffic:
 
   1. the ceiling: a plain aiokafka consumer reading and decoding (orjson) the benchmark topic;
-  2. a worker's sustained throughput through both stages to updated tables (events/s);
+  2. a worker's sustained throughput through both stages to updated tables (events/s), on two
+     workloads: the demo day and a call-only workload (many queues, many calls in flight);
   3. end-to-end latency, event produced -> visible in /metrics, at a paced rate;
   4. memory: RSS growth per waiting (in-flight) call and per queue;
   5. recovery: a restarted worker's time to serve its queues again.
@@ -58,6 +59,16 @@ def _measurements(text: str) -> tuple[str, ...]:
     return chosen
 
 
+def _workloads(text: str) -> tuple[str, ...]:
+    from streamer.bench.stream import WORKLOADS
+
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not chosen or any(name not in WORKLOADS for name in chosen):
+        raise argparse.ArgumentTypeError(f"--workload takes a comma-separated list of {', '.join(WORKLOADS)}; "
+                                         f"got {text!r}")
+    return chosen
+
+
 def _source_dir(text: str) -> Path:
     path = Path(text).expanduser().resolve()
     if not (path / "streamer" / "cli.py").is_file():
@@ -86,6 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="simulator seed (default 1)")
     parser.add_argument("--only", type=_measurements, metavar="LIST",
                         help="measure only these: throughput (with the ceiling), recovery, latency, memory")
+    parser.add_argument("--workload", type=_workloads, metavar="LIST", dest="workloads",
+                        help="throughput workloads: demo (the simulator's demo day), calls (40 queues, three events "
+                             "per call, about 13,000 calls in flight, no agent events); default both")
     parser.add_argument("--quick", action="store_true",
                         help="a small run for CI: figures are printed but mean little")
     parser.add_argument("--bootstrap", metavar="SERVERS",

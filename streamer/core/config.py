@@ -10,6 +10,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,6 +33,11 @@ ATTRIBUTE_ARRIVAL = "arrival"
 INTERVAL_MINUTES = (15, 30, 60)
 
 
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
 class ConfigError(ValueError):
     """A setting that cannot be used; the message names the key and says why."""
 
@@ -47,18 +53,15 @@ class QueueSettings:
     time_zone: str = "UTC"
     interval_minutes: int = 15
     attribute_to: str = ATTRIBUTE_OUTCOME
+    # Derived once: read for every event and fact.
+    threshold_ms: int = field(init=False, repr=False, compare=False)
+    short_abandon_ms: int = field(init=False, repr=False, compare=False)
+    tz: ZoneInfo = field(init=False, repr=False, compare=False)
 
-    @property
-    def threshold_ms(self) -> int:
-        return round(self.threshold_seconds * 1000)
-
-    @property
-    def short_abandon_ms(self) -> int:
-        return round(self.short_abandon_seconds * 1000)
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.time_zone)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "threshold_ms", round(self.threshold_seconds * 1000))
+        object.__setattr__(self, "short_abandon_ms", round(self.short_abandon_seconds * 1000))
+        object.__setattr__(self, "tz", _zone(self.time_zone))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,18 +72,15 @@ class Limits:
     grace_seconds: float = 60.0
     idle_seconds: float = 60.0
     max_future_seconds: float = 86400.0  # a live worker rejects events dated further ahead of its clock
+    # Derived once: read for every event.
+    max_future_ms: int = field(init=False, repr=False, compare=False)
+    max_call_age_ms: int = field(init=False, repr=False, compare=False)
+    grace_ms: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def max_future_ms(self) -> int:
-        return round(self.max_future_seconds * 1000)
-
-    @property
-    def max_call_age_ms(self) -> int:
-        return round(self.max_call_age_seconds * 1000)
-
-    @property
-    def grace_ms(self) -> int:
-        return round(self.grace_seconds * 1000)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_future_ms", round(self.max_future_seconds * 1000))
+        object.__setattr__(self, "max_call_age_ms", round(self.max_call_age_seconds * 1000))
+        object.__setattr__(self, "grace_ms", round(self.grace_seconds * 1000))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +131,7 @@ def _table(data: Any, key: str | None, where: str) -> dict[str, Any]:
 
 
 def _queue_settings(table: Mapping[str, Any], base: QueueSettings, where: str) -> QueueSettings:
-    known = {f.name for f in fields(QueueSettings)}
+    known = {f.name for f in fields(QueueSettings) if f.init}
     for key in table:
         if key not in known:
             raise ConfigError(f"{where}.{key} is not a setting (known: {', '.join(sorted(known))})")
@@ -185,7 +185,7 @@ def _check_queue_value(name: str, key: str, raw: Any) -> Any:
 
 
 def _limits(table: Mapping[str, Any]) -> Limits:
-    known = {f.name for f in fields(Limits)}
+    known = {f.name for f in fields(Limits) if f.init}
     for key in table:
         if key not in known:
             raise ConfigError(f"limits.{key} is not a setting (known: {', '.join(sorted(known))})")

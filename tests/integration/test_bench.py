@@ -17,10 +17,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 pytestmark = pytest.mark.integration
 
-REQUIRED = ("events_per_second", "ceiling_events_per_second", "p50_latency_seconds", "p99_latency_seconds",
-            "rss_bytes_per_inflight_call", "recovery_seconds")
-TABLE_LABELS = ("worker throughput, both stages", "ceiling: plain consumer + orjson", "latency p50", "latency p99",
-                "RSS per waiting call", "RSS per queue", "recovery: start → queues served")
+REQUIRED = ("events_per_second", "ceiling_events_per_second", "ceiling_share", "events_per_cpu_second",
+            "recovery_seconds", "calls_events_per_second", "calls_ceiling_events_per_second", "calls_ceiling_share",
+            "calls_events_per_cpu_second", "calls_recovery_seconds", "p50_latency_seconds", "p99_latency_seconds",
+            "rss_bytes_per_inflight_call", "rss_bytes_per_queue")
+TABLE_LABELS = ("demo day: worker throughput, both stages", "demo day: ceiling, plain consumer + orjson",
+                "call-only: worker throughput, both stages", "call-only: ceiling, plain consumer + orjson",
+                "latency p50", "latency p99", "RSS per waiting call", "RSS per queue",
+                "demo day: recovery, start → queues served", "call-only: recovery, start → queues served")
 
 
 async def topics_starting_with(bootstrap: str, prefix: str) -> list[str]:
@@ -48,6 +52,7 @@ def test_quick_bench_prints_the_table_then_json_and_cleans_up(tmp_path: Path, ka
     for key in REQUIRED:
         assert isinstance(summary[key], int | float) and summary[key] > 0, (key, summary[key])
     assert summary["recovery_state_intact"] is True, "the restarted worker must show the same entered totals"
+    assert summary["calls_recovery_state_intact"] is True
     assert summary["latency_missing_probes"] == 0 and summary["latency_probes"] > 0
 
     table = lines[:-1]
@@ -55,7 +60,8 @@ def test_quick_bench_prints_the_table_then_json_and_cleans_up(tmp_path: Path, ka
     for label in TABLE_LABELS:
         assert any(row.startswith(label) for row in table), f"no row {label!r} in:\n{run.stdout}"
     met_column = [row.split()[-1] for row in table[2:] if "≥" in row or "≤" in row]
-    assert len(met_column) == 4 and set(met_column) <= {"yes", "NO"}
+    # ceiling share and recovery per workload, p99 latency, RSS per call and per queue
+    assert len(met_column) == 7 and set(met_column) <= {"yes", "NO"}
 
     tag = re.search(r"deleted the run's \d+ topics \((\w+)-\*\)", run.stderr)
     assert tag is not None, run.stderr[-2000:]
