@@ -49,6 +49,20 @@ def start_fresh_or_fail(broker: LocalKafka) -> str:
 
 
 @contextmanager
+def broker_of_its_own(broker: LocalKafka, what: str) -> Iterator[LocalKafka]:
+    """`broker` started on wiped data for tests that stop, restart or secure it (the session's broker
+    is shared), failing them (never skipping) when it cannot start; stopped at the end."""
+    try:
+        broker.start(fresh=True, die_with_parent=True)
+    except DevKafkaError as error:
+        pytest.fail(f"{what} did not start: {error}", pytrace=False)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@contextmanager
 def kafka_for_tests() -> Iterator[str]:
     """Yield the bootstrap servers of the test broker, with KAFKA_BOOTSTRAP_SERVERS set to them."""
     with pytest.MonkeyPatch.context() as environment:

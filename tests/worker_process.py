@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,11 +17,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from streamer.ports import lease_port
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port for a test server: outside the ephemeral range and leased to this test session
+    (streamer/ports.py), so a server that restarts on it gets it back."""
+    return lease_port()
 
 
 def unique_names(prefix: str = "t") -> dict[str, str]:

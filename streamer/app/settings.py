@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_EVENTS_TOPIC = "call-events"
+EVENTS_TOPIC_ENV = "STREAMER_TOPIC_EVENTS"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -219,6 +221,13 @@ def _topic(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def events_topic(env: Mapping[str, str] | None = None) -> str:
+    """The topic of call events: $STREAMER_TOPIC_EVENTS, else call-events. The worker reads it and the
+    producers (`replay`, `simulate`, `ingest --kafka`) send to it unless told `--topic`, so one setting
+    points both sides at the same topic."""
+    return _topic(os.environ if env is None else env, EVENTS_TOPIC_ENV, DEFAULT_EVENTS_TOPIC)
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -239,7 +248,7 @@ def load_worker_settings(env: Mapping[str, str] | None = None) -> WorkerSettings
     return WorkerSettings(
         bootstrap=bootstrap_servers(env),
         app_id=_topic(env, "STREAMER_APP_ID", "streamer"),
-        events_topic=_topic(env, "STREAMER_TOPIC_EVENTS", "call-events"),
+        events_topic=events_topic(env),
         outcomes_topic=_topic(env, "STREAMER_TOPIC_OUTCOMES", "call-outcomes"),
         intervals_topic=_topic(env, "STREAMER_TOPIC_INTERVALS", "queue-intervals"),
         dlq_topic=_topic(env, "STREAMER_TOPIC_DLQ", "call-events-dlq"),

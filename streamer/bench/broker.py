@@ -1,8 +1,9 @@
 """The broker the bench runs against, and the topics it makes there.
 
-Given `--bootstrap` or $KAFKA_BOOTSTRAP_SERVERS the bench uses that broker; otherwise it starts a
-local one (LocalKafka) on a port of its own with a fresh data dir, and stops it at the end. Every
-topic the bench creates (its own and the workers' changelogs) starts with the run's tag and is
+Given `--bootstrap` or $KAFKA_BOOTSTRAP_SERVERS the bench uses that broker, with the TLS/SASL settings
+of the KAFKA_* environment like every command (checked before anything runs); otherwise it starts a
+local plaintext one (LocalKafka) on a port of its own with a fresh data dir, and stops it at the end.
+Every topic the bench creates (its own and the workers' changelogs) starts with the run's tag and is
 deleted at the end, so a shared broker is left as it was found.
 """
 
@@ -17,8 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamer.bench.worker import free_port
+from streamer.app.preflight import check_kafka_now
+from streamer.app.settings import kafka_security
+from streamer.ports import lease_port
 from streamer.sources.kafka_sink import send_events
+
+CLIENT_SETTINGS_PREFIX = "KAFKA_"
 
 
 @dataclass(frozen=True)
@@ -32,21 +37,40 @@ def broker(bootstrap: str | None, port: int | None, data_dir: Path,
            say: Callable[[str], None]) -> Iterator[BrokerChoice]:
     """The given broker, $KAFKA_BOOTSTRAP_SERVERS, or a local broker started now and stopped on exit."""
     if bootstrap:
+        check_kafka_now(bootstrap, kafka_security())
         yield BrokerChoice(bootstrap, f"the broker at {bootstrap} (--bootstrap)")
         return
     if env := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        check_kafka_now(env, kafka_security())
         yield BrokerChoice(env, f"the broker at {env} (KAFKA_BOOTSTRAP_SERVERS)")
         return
     from streamer.devkafka import LocalKafka
 
-    local = LocalKafka(port=port or free_port(), data_dir=data_dir, progress=say)
+    local = LocalKafka(port=port or lease_port(), data_dir=data_dir, progress=say)
     say(f"no --bootstrap and no KAFKA_BOOTSTRAP_SERVERS: starting a local broker on port {local.port}")
     address = local.start(fresh=True, die_with_parent=True)
     try:
-        yield BrokerChoice(address, f"a local broker started for this run at {address} (stopped at the end)")
+        with _client_environment(local.client_settings()):
+            yield BrokerChoice(address, f"a local broker started for this run at {address} (stopped at the end)")
     finally:
         say(f"stopping the local broker at {address}")
         local.stop()
+
+
+@contextmanager
+def _client_environment(settings: dict[str, str]) -> Iterator[None]:
+    """The bench's clients and workers (which inherit the environment) talk to its own broker with that
+    broker's settings, as if its client.env had been loaded: other KAFKA_* settings are set aside."""
+    saved = {key: value for key, value in os.environ.items() if key.startswith(CLIENT_SETTINGS_PREFIX)}
+    for key in saved:
+        del os.environ[key]
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for key in [key for key in os.environ if key.startswith(CLIENT_SETTINGS_PREFIX)]:
+            del os.environ[key]
+        os.environ.update(saved)
 
 
 def create_topic(bootstrap: str, name: str, partitions: int) -> None:
@@ -56,7 +80,8 @@ def create_topic(bootstrap: str, name: str, partitions: int) -> None:
 async def _create_topic(bootstrap: str, name: str, partitions: int) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000,
+                                **kafka_security().client_kwargs())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, partitions, 1)])
@@ -72,7 +97,8 @@ def delete_topics(bootstrap: str, prefix: str) -> list[str]:
 async def _delete_topics(bootstrap: str, prefix: str) -> list[str]:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000,
+                                **kafka_security().client_kwargs())
     await admin.start()
     try:
         names = sorted(name for name in await admin.list_topics() if name.startswith(prefix))

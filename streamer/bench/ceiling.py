@@ -20,8 +20,11 @@ def ceiling_events_per_second(bootstrap: str, topic: str, expected: int, timeout
 async def _read(bootstrap: str, topic: str, expected: int, timeout: float) -> float:
     from aiokafka import AIOKafkaConsumer
 
+    from streamer.app.settings import kafka_security
+
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-                                enable_auto_commit=False, client_id="streamer-bench-ceiling")
+                                enable_auto_commit=False, client_id="streamer-bench-ceiling",
+                                **kafka_security().client_kwargs())
     await consumer.start()
     try:
         # The clock starts once the consumer is connected: joining is not reading.

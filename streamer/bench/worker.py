@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from streamer.ports import lease_port
 
 READY_LINE = b"Worker]: Ready"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -19,12 +20,6 @@ _DROPPED_ENV = ("STREAMER_CONFIG", "STREAMER_WEB_HOST")  # the bench runs the de
 
 class WorkerFailed(RuntimeError):
     """A worker exited, did not start or stopped making progress; the message ends with its log."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def package_root() -> Path:
@@ -61,7 +56,7 @@ class WorkerProcess:
         self.env = env
         self.datadir = datadir
         self.log_path = log_path
-        self.web_port = web_port or free_port()
+        self.web_port = web_port or lease_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.spawned_at = 0.0
 

@@ -22,7 +22,7 @@ from streamer.sources.follow import (
     PositionFile,
     PositionFileError,
 )
-from streamer.sources.kafka_sink import KafkaUnavailable
+from streamer.sources.kafka_sink import TOPIC_HELP, KafkaUnavailable, events_topic
 
 HELP = "turn a PBX log (Asterisk queue_log) into schema v1 events, as JSONL or to Kafka"
 DESCRIPTION = """\
@@ -35,8 +35,9 @@ Sources: asterisk (app_queue queue_log)."""
 
 ASTERISK_DESCRIPTION = """\
 Read an Asterisk app_queue queue_log (epoch|uniqueid|queue|agent|EVENT|data…) and write schema v1
-events: JSONL on stdout, or to the call-events topic with --kafka. Lines this adapter does not know
-(vendor additions such as PBXware's OUT* lines) are skipped and counted; a summary goes to stderr.
+events: JSONL on stdout, or to Kafka with --kafka (topic --topic, else $STREAMER_TOPIC_EVENTS, else
+call-events). Lines this adapter does not know (vendor additions such as PBXware's OUT* lines) are
+skipped and counted; a summary goes to stderr.
 
 --follow tails the file like `tail -F`: it survives log rotation (rename or copytruncate) and, with its
 position file (default PATH.pos), a restart: it resumes after the last line it delivered. Event ids
@@ -46,7 +47,6 @@ Caller numbers become `customer_id` only as a hash: set STREAMER_CUSTOMER_ID_KEY
 (an unkeyed hash of a phone number can be reversed by trying every number)."""
 
 CUSTOMER_KEY_ENV = "STREAMER_CUSTOMER_ID_KEY"
-DEFAULT_TOPIC = "call-events"
 # How often a busy follower saves its position: a crash sends at most this much again.
 SAVE_INTERVAL_SECONDS = 1.0
 KAFKA_CHUNK_EVENTS = 50_000
@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--follow", action="store_true", help="keep reading as the file grows, across rotations and restarts"
     )
     asterisk.add_argument(
-        "--kafka", action="store_true", help=f"send to Kafka (topic --topic, default {DEFAULT_TOPIC}) instead of stdout"
+        "--kafka", action="store_true", help="send to Kafka (see --topic) instead of stdout"
     )
     asterisk.add_argument(
         "--position-file",
@@ -87,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SERVERS",
         help="Kafka bootstrap servers (default: $KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092)",
     )
-    asterisk.add_argument("--topic", default=DEFAULT_TOPIC, help=f"Kafka topic (default {DEFAULT_TOPIC})")
+    asterisk.add_argument("--topic", help=TOPIC_HELP)
     asterisk.add_argument(
         "--poll-interval",
         metavar="SECONDS",
@@ -124,6 +124,11 @@ def _run_asterisk(args: argparse.Namespace) -> int:
         queue_map = parse_queue_map(args.queue_map)
     except QueueMapError as exc:
         return _fail(str(exc))
+    if args.kafka:
+        try:
+            args.topic = events_topic(args.topic)
+        except ValueError as exc:
+            return _fail(str(exc))
     path: Path = args.path
     if not args.follow and not path.is_file():
         return _fail(f"{path} is not a file: give the path of an Asterisk queue_log")
@@ -159,7 +164,7 @@ def _run_asterisk(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     except KafkaUnavailable as exc:
         resume = "it resumes from its position file" if store else "nothing was sent"
-        return _fail(f"{exc}; run it again once the broker is up ({resume})")
+        return _fail(f"{exc}; {resume}")
     except BrokenPipeError:
         # The reader of stdout went away (`| head`); silence Python's own complaint at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -18,6 +18,8 @@ on stderr. Blank lines are skipped.
 By default records go as fast as the broker takes them; --speed X paces them by their `ts` at X times
 real time (1 = as they happened), starting from the first event.
 
+The topic is --topic, else $STREAMER_TOPIC_EVENTS (the topic the worker reads), else call-events.
+
 With --wait it then waits until the pipeline has caught up: every record processed by both stages
 and every interval they touched written to the intervals topic (the workers report how far they
 are in /api/queues; give every worker of the group with --worker). It prints how long that took
@@ -38,7 +40,9 @@ DEFAULT_WORKER = "http://127.0.0.1:6066"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="JSONL events, - for stdin")
     parser.add_argument("--speed", type=float, metavar="X", help="pace by event time at X times real time")
-    parser.add_argument("--topic", default="call-events", help="Kafka topic (default call-events)")
+    from streamer.sources.kafka_sink import TOPIC_HELP
+
+    parser.add_argument("--topic", help=TOPIC_HELP)
     parser.add_argument("--wait", action="store_true",
                         help="after sending, wait until the pipeline has caught up and print the totals it wrote")
     parser.add_argument("--worker", action="append", metavar="URL",
@@ -107,8 +111,13 @@ def _fail(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from streamer.sources.kafka_sink import KafkaUnavailable, bootstrap_servers, send_events
+    from streamer.app.settings import SettingsError
+    from streamer.sources.kafka_sink import KafkaUnavailable, bootstrap_servers, events_topic, send_events
 
+    try:
+        topic = events_topic(args.topic)
+    except SettingsError as error:
+        return _fail(str(error))
     if args.speed is not None and not args.speed > 0:
         return _fail(f"--speed must be > 0 (leave it out to send as fast as possible), got {args.speed}")
     try:
@@ -120,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     last_offsets: dict[int, int] = {}
     try:
-        sent = asyncio.run(send_events(lines, bootstrap=servers, topic=args.topic, speed=args.speed,
+        sent = asyncio.run(send_events(lines, bootstrap=servers, topic=topic, speed=args.speed,
                                        last_offsets=last_offsets))
     except KafkaUnavailable as error:
         return _fail(str(error))
@@ -135,13 +144,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     rate = f", {sent / elapsed:,.0f} records/s" if elapsed > 0 else ""
-    print(f"replay: sent {sent:,} records to {args.topic} at {servers} in {elapsed:.2f} s{rate}", flush=True)
+    print(f"replay: sent {sent:,} records to {topic} at {servers} in {elapsed:.2f} s{rate}", flush=True)
     if args.wait:
-        return _wait(args, servers, last_offsets, lines.queue_spans)
+        return _wait(args, topic, servers, last_offsets, lines.queue_spans)
     return 0
 
 
-def _wait(args: argparse.Namespace, servers: str, last_offsets: dict[int, int],
+def _wait(args: argparse.Namespace, topic: str, servers: str, last_offsets: dict[int, int],
           spans: dict[str, tuple[int, int]]) -> int:
     import asyncio
 
@@ -151,7 +160,7 @@ def _wait(args: argparse.Namespace, servers: str, last_offsets: dict[int, int],
     workers = args.worker or [DEFAULT_WORKER]
     security = kafka_security().client_kwargs()
     try:
-        caught = asyncio.run(wait_caught_up(workers, args.topic, last_offsets, servers, args.wait_timeout, security))
+        caught = asyncio.run(wait_caught_up(workers, topic, last_offsets, servers, args.wait_timeout, security))
     except NotCaughtUp as error:
         print(f"streamer replay: {error}", file=sys.stderr)
         return 3

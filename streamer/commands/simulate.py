@@ -23,7 +23,8 @@ figures of those flags instead of simulating.
 
 Output: --out FILE (or - for stdout) is written as fast as possible for --hours, from --start
 (default 2026-06-01T08:00:00Z, so a seed gives the same bytes every time). Without --out the events
-go to Kafka (topic call-events, key call_id, agent events keyed by agent_id), paced at --speed times
+go to Kafka (topic --topic, else $STREAMER_TOPIC_EVENTS, else call-events; key call_id, agent events
+keyed by agent_id), paced at --speed times
 real time (default 1), with the simulated clock starting now; without --hours it runs until stopped.
 
 examples:
@@ -207,7 +208,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--speed", type=float, metavar="X", help="Kafka pacing: X times real time (default 1; 0 = as fast as possible)"
     )
-    run.add_argument("--topic", default="call-events", help="Kafka topic (default call-events)")
+    from streamer.sources.kafka_sink import TOPIC_HELP
+
+    run.add_argument("--topic", help=TOPIC_HELP)
     run.add_argument(
         "--bootstrap",
         metavar="SERVERS",
@@ -331,16 +334,17 @@ def _send_to_kafka(
     import asyncio
     import signal
 
-    from streamer.sources.kafka_sink import bootstrap_servers, send_events
+    from streamer.sources.kafka_sink import bootstrap_servers, events_topic, send_events
 
+    topic = events_topic(args.topic)
     pace = f"{speed:g}x real time" if speed else "as fast as possible"
-    progress.report(f"sending to topic {args.topic} at {bootstrap_servers(args.bootstrap)}, {pace}")
+    progress.report(f"sending to topic {topic} at {bootstrap_servers(args.bootstrap)}, {pace}")
 
     async def send() -> int:
         task = asyncio.current_task()
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        return await send_events(events, bootstrap=args.bootstrap, topic=args.topic, speed=speed)
+        return await send_events(events, bootstrap=args.bootstrap, topic=topic, speed=speed)
 
     try:
         return asyncio.run(send())

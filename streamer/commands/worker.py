@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 HELP = "run the Faust worker (stage 1 call tracking + stage 2 queue aggregation + /metrics + wallboard)"
 DESCRIPTION = """\
@@ -25,16 +26,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def prepare_topics() -> None:
-    """Create absent topics and pin the partition count the tables must share with `call-events`."""
+    """Check the connection to Kafka (the pre-flight: a worker that cannot connect, log in or trust
+    the broker stops here with the cause, before Faust starts), then create absent topics and pin the
+    partition count the tables must share with `call-events`."""
     import asyncio
     import os
 
+    from streamer.app.preflight import check_kafka_now
     from streamer.app.settings import load_worker_settings
     from streamer.app.topics import ensure_topics
     from streamer.core.config import load_config
 
     load_config()  # a bad config stops here, before any broker work
     settings = load_worker_settings()
+    check_kafka_now(settings.bootstrap, settings.security)
     explicit = bool(os.environ.get("STREAMER_PARTITIONS"))
     try:
         settings = asyncio.run(ensure_topics(settings, explicit))
@@ -45,9 +50,25 @@ def prepare_topics() -> None:
     os.environ["STREAMER_PARTITIONS"] = str(settings.event_partitions)
 
 
+def prepare_changelog_topics(app: Any) -> None:
+    """Create the app's changelog topics before Faust starts (streamer/app/topics.py says why)."""
+    import asyncio
+
+    from streamer.app.settings import load_worker_settings
+    from streamer.app.topics import ensure_changelog_topics
+
+    settings = load_worker_settings()
+    try:
+        asyncio.run(ensure_changelog_topics(settings, app.tables.values(), app.conf.topic_partitions,
+                                            app.conf.topic_replication_factor))
+    except Exception as exc:
+        raise OSError(f"cannot create the changelog topics at {settings.bootstrap}: {exc!r}") from exc
+
+
 def run(args: argparse.Namespace) -> int:
     import os
 
+    from streamer.app.preflight import KafkaCheckFailed
     from streamer.app.settings import SettingsError
     from streamer.core.config import ConfigError
 
@@ -58,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         prepare_topics()
         from streamer.app.worker_app import app
+
+        prepare_changelog_topics(app)
+    except KafkaCheckFailed as exc:
+        print(f"streamer worker: not starting: {exc}", file=sys.stderr)
+        return 2
     except (ConfigError, SettingsError, OSError) as exc:
         print(f"streamer worker: {exc}", file=sys.stderr)
         return 2

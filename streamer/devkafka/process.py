@@ -57,12 +57,6 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
 def accepts_connections(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1.0):

@@ -2,12 +2,14 @@
 
 One node is both broker and controller (KRaft combined mode) with a static single-voter quorum
 (`controller.quorum.voters`), so the controller port may change from one start to the next: it is an
-internal port, picked free at each start and written here, while clients only ever see the broker port.
+internal port, leased at each start (streamer/ports.py) and written here, while clients only ever see
+the broker port.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamer.devkafka.settings import LOOPBACK_HOST
@@ -21,23 +23,32 @@ LOG_LEVEL_PROPERTY = "streamer.log.level"
 
 @dataclass(frozen=True)
 class BrokerConfig:
+    """`client_protocol` is the security protocol of the client listener (also its name); the
+    controller listener speaks TLS whenever the client listener does. `security_properties` are the
+    TLS and SASL lines (streamer/devkafka/security.py)."""
+
     port: int
     controller_port: int
     log_dir: Path
     kafka_major: int
+    client_protocol: str = "PLAINTEXT"
+    security_properties: Mapping[str, str] = field(default_factory=dict)
 
 
 def server_properties(config: BrokerConfig) -> str:
     host = LOOPBACK_HOST
+    client = config.client_protocol
+    controller = "PLAINTEXT" if client == "PLAINTEXT" else "SSL"
     settings: dict[str, str | int] = {
         "process.roles": "broker,controller",
         "node.id": NODE_ID,
         "controller.quorum.voters": f"{NODE_ID}@{host}:{config.controller_port}",
-        "listeners": f"PLAINTEXT://{host}:{config.port},CONTROLLER://{host}:{config.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{config.port}",
+        "listeners": f"{client}://{host}:{config.port},CONTROLLER://{host}:{config.controller_port}",
+        "advertised.listeners": f"{client}://{host}:{config.port}",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        # One node: the inter-broker listener is the client listener, with the same protection.
+        "inter.broker.listener.name": client,
+        "listener.security.protocol.map": f"{client}:{client},CONTROLLER:{controller}",
         "log.dirs": str(config.log_dir),
         # One broker: every internal topic must live with a single replica.
         "offsets.topic.replication.factor": 1,
@@ -59,6 +70,7 @@ def server_properties(config: BrokerConfig) -> str:
     if config.kafka_major >= 4:
         settings["share.coordinator.state.topic.replication.factor"] = 1
         settings["share.coordinator.state.topic.min.isr"] = 1
+    settings.update(config.security_properties)
     lines = ["# Written by `streamer kafka start` at each start; edits are overwritten."]
     lines += [f"{key}={value}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"

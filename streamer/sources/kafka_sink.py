@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-DEFAULT_TOPIC = "call-events"
+TOPIC_HELP = "Kafka topic (default $STREAMER_TOPIC_EVENTS, else call-events)"
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 # Deliveries awaited at most this many records behind the newest send: bounded memory, full batches.
 MAX_IN_FLIGHT = 20_000
@@ -31,6 +31,15 @@ class KafkaUnavailable(RuntimeError):
 def bootstrap_servers(explicit: str | None = None) -> str:
     """The given servers, else `KAFKA_BOOTSTRAP_SERVERS`, else 127.0.0.1:9092."""
     return explicit or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP
+
+
+def events_topic(explicit: str | None = None) -> str:
+    """The given topic, else the worker's own rule: $STREAMER_TOPIC_EVENTS, else call-events.
+
+    Raises SettingsError (a ValueError) when $STREAMER_TOPIC_EVENTS is not a topic name."""
+    from streamer.app.settings import events_topic as configured_events_topic
+
+    return explicit or configured_events_topic()
 
 
 def record_key(event: Mapping[str, Any]) -> bytes | None:
@@ -106,7 +115,7 @@ async def send_events(
     events: Iterable[Item] | AsyncIterable[Item],
     *,
     bootstrap: str | None = None,
-    topic: str = DEFAULT_TOPIC,
+    topic: str | None = None,
     speed: float | None = None,
     linger_ms: int = 20,
     max_batch_size: int = 256 * 1024,
@@ -121,25 +130,34 @@ async def send_events(
         sync or async iterable, possibly endless.
     key: `call_id`, or `agent_id` for `agent.state` (none when the record has neither or does not
         parse). The record timestamp is the send time: event time travels in `ts` only.
+    topic: default `events_topic()`: $STREAMER_TOPIC_EVENTS, else call-events.
     bootstrap: servers, default `KAFKA_BOOTSTRAP_SERVERS` or 127.0.0.1:9092.
     speed: None sends as fast as the broker takes them; X paces records by their `ts` at X times
         real time (1 = real time) from the first one; records without a usable `ts` are not held.
     linger_ms, max_batch_size, producer_options: batching and any other AIOKafkaProducer setting.
     last_offsets: when given, filled with partition -> offset of the last record delivered there.
 
-    Raises KafkaUnavailable when the broker cannot be reached; a failed delivery raises aiokafka's
+    Raises KafkaUnavailable, naming the cause, when the broker cannot be reached or refuses the
+    settings (streamer/app/preflight.py checks before the producer starts); a failed delivery raises aiokafka's
     error. The producer is flushed and closed on the way out, also when cancelled.
     """
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaConnectionError
 
+    from streamer.app.preflight import KafkaCheckFailed, check_kafka
     from streamer.app.settings import SettingsError, kafka_security
 
     servers = bootstrap_servers(bootstrap)
     try:
         security = kafka_security()
+        topic = events_topic(topic)
     except SettingsError as error:  # the commands that send say it and stop, as for an unreachable broker
         raise KafkaUnavailable(str(error)) from None
+    try:
+        # aiokafka's own start-up would only say "Unable to bootstrap": the check names the cause.
+        await check_kafka(servers, security)
+    except KafkaCheckFailed as failure:
+        raise KafkaUnavailable(f"cannot send to Kafka: {failure}") from None
     pacer = Pacer(speed) if speed is not None else None
     producer = AIOKafkaProducer(
         bootstrap_servers=servers,

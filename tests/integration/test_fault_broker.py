@@ -1,8 +1,11 @@
 """The broker stopped and restarted mid-stream: the worker, left running, recovers by itself, and the
 final closed intervals equal `streamer report` on the same input.
 
-This test runs its own broker (port $STREAMER_TEST_FAULT_KAFKA_PORT, default 59092, data under the
-test's tmp dir), since stopping the session's broker would break the tests that share it.
+This test runs its own broker (data under the test's tmp dir), since stopping the session's broker
+would break the tests that share it. Its port is $STREAMER_TEST_FAULT_KAFKA_PORT, else one leased
+outside the ephemeral range (streamer/ports.py): while the broker is down the worker keeps connecting
+to that port, and a port inside the range could be handed to one of those connections as its own
+source port (TCP self-connect), leaving the restarted broker with "Address already in use".
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from streamer.devkafka import DevKafkaError, LocalKafka
+from streamer.devkafka import LocalKafka
+from streamer.ports import lease_port
 from tests.integration.fault_support import (
     PacedReplay,
     create_topics,
@@ -24,6 +28,7 @@ from tests.integration.fault_support import (
     fault_events,
     settle,
 )
+from tests.kafka_fixture import broker_of_its_own
 from tests.worker_process import WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(360)]
@@ -33,16 +38,10 @@ OUTAGE_SECONDS = 10
 
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
-    port = int(os.environ.get("STREAMER_TEST_FAULT_KAFKA_PORT", "59092"))
+    port = int(os.environ.get("STREAMER_TEST_FAULT_KAFKA_PORT") or lease_port())
     broker = LocalKafka(port=port, data_dir=tmp_path / "kafka")
-    try:
-        broker.start(fresh=True, die_with_parent=True)
-    except DevKafkaError as error:
-        pytest.fail(f"the broker of the broker-restart test did not start: {error}", pytrace=False)
-    try:
-        yield broker
-    finally:
-        broker.stop()
+    with broker_of_its_own(broker, "the broker of the broker-restart test") as started:
+        yield started
 
 
 def test_the_worker_recovers_by_itself_when_the_broker_comes_back(tmp_path: Path, own_broker: LocalKafka) -> None:

@@ -26,6 +26,7 @@ from streamer.devkafka.errors import text_tail
 from streamer.devkafka.java import find_java, parse_java_major
 from streamer.devkafka.probe import broker_answers
 from streamer.devkafka.properties import BrokerConfig, logging_config, server_properties
+from streamer.ports import lease_port
 
 KAFKA_3_9_JARS = ["kafka_2.13-3.9.1.jar", "kafka-clients-3.9.1.jar", "slf4j-api-1.7.36.jar", "zstd-jni-1.5.6-4.jar"]
 KAFKA_4_1_JARS = [
@@ -56,7 +57,7 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def free_port() -> int:
-    return process.free_port(settings.LOOPBACK_HOST)
+    return lease_port()
 
 
 def start_stand_in(argv: list[str]) -> subprocess.Popen[bytes]:

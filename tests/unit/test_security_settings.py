@@ -119,3 +119,13 @@ def test_the_web_server_binds_loopback_and_serves_no_table_data_unless_told():
     assert (app.conf.web_bind, app.conf.web_tables_enabled) == ("127.0.0.1", False)
     told = load_worker_settings({"STREAMER_WEB_HOST": "0.0.0.0", "STREAMER_WEB_TABLES": "true"})
     assert (told.web_host, told.web_tables) == ("0.0.0.0", True)
+
+
+@pytest.mark.parametrize("env", [{}, {"KAFKA_SECURITY_PROTOCOL": "SSL"}, SCRAM])
+def test_the_pre_flight_check_connects_with_the_same_settings_as_every_client(env: dict[str, str]):
+    """The check opens its connection with aiokafka's `create_conn`, given `client_kwargs()` as they are."""
+    import inspect
+
+    from aiokafka.conn import create_conn
+
+    assert set(kafka_security(env).client_kwargs()) <= set(inspect.signature(create_conn).parameters)

@@ -85,3 +85,29 @@ def test_line_reader_keeps_lines_as_they_are_and_counts_the_invalid_ones():
     reader = LineReader(io.BytesIO(raw))
     assert list(reader) == [b'{"a": 1}', b'{"broken": ', b"[1]", b'{"b": 2}']
     assert reader.not_json == 2
+
+
+def test_the_topic_is_the_flag_else_the_workers_setting_else_call_events(monkeypatch: pytest.MonkeyPatch):
+    from streamer.app.settings import SettingsError
+    from streamer.sources.kafka_sink import events_topic
+
+    monkeypatch.delenv("STREAMER_TOPIC_EVENTS", raising=False)
+    assert events_topic() == "call-events"
+    monkeypatch.setenv("STREAMER_TOPIC_EVENTS", "site-a.call-events")
+    assert events_topic() == "site-a.call-events"
+    assert events_topic("other") == "other"
+    monkeypatch.setenv("STREAMER_TOPIC_EVENTS", "no spaces")
+    with pytest.raises(SettingsError, match="STREAMER_TOPIC_EVENTS = 'no spaces'"):
+        events_topic()
+
+
+@pytest.mark.parametrize("command", [["replay", "-"], ["simulate", "--hours", "1"],
+                                     ["ingest", "asterisk", "queue_log", "--kafka"]])
+def test_the_producers_leave_the_topic_to_the_workers_setting_and_say_so(command: list[str],
+                                                                        capsys: pytest.CaptureFixture[str]):
+    from streamer.cli import build_parser
+
+    assert build_parser().parse_args(command).topic is None  # resolved when sending
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*command[:2 if command[0] == "ingest" else 1], "--help"])
+    assert "$STREAMER_TOPIC_EVENTS, else" in " ".join(capsys.readouterr().out.split())
