@@ -3,7 +3,7 @@
     python -m tests.differential.soak --seeds 20                # 20 clean runs and 20 fault runs
     python -m tests.differential.soak --seeds 5 --first 1000 --no-faults --calls 6000
 
-Starts its own broker(s) (ports from --port, default 19192 and 19193; data under --workdir), prints one
+Starts its own broker(s) (on leased ports, or --port and --port + 1; data under --workdir), prints one
 line per run and a summary, and exits 1 when any run found live and offline differing (each such line
 names the seed, the step and the first differing interval and key).
 """
@@ -19,6 +19,7 @@ import traceback
 from pathlib import Path
 
 from streamer.devkafka import LocalKafka
+from streamer.ports import lease_port
 from tests.differential.generator import generate
 from tests.differential.harness import Mismatch, run_clean, run_faults
 
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=4, help="partitions of call-events (default 4)")
     parser.add_argument("--no-faults", action="store_true", help="clean runs only")
     parser.add_argument("--no-clean", action="store_true", help="fault runs only")
-    parser.add_argument("--port", type=int, default=19192, help="the clean runs' broker; the fault runs' is +1")
+    parser.add_argument("--port", type=int, help="the clean runs' broker, the fault runs' is +1 (default: leased "
+                        "ports outside the ephemeral range, streamer/ports.py)")
     parser.add_argument("--workdir", type=Path, help="keep logs and data here (default: a temporary dir)")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="streamer-soak-"))
@@ -45,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
     kinds = [kind for kind, off in (("clean", args.no_clean), ("faults", args.no_faults)) if not off]
     for kind in kinds:
-        broker = LocalKafka(port=args.port + (kind == "faults"), data_dir=workdir / f"kafka-{kind}")
+        port = args.port + (kind == "faults") if args.port else lease_port()
+        broker = LocalKafka(port=port, data_dir=workdir / f"kafka-{kind}")
         broker.start(fresh=True, die_with_parent=True)
         try:
             for seed in range(args.first, args.first + args.seeds):

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from streamer.devkafka import DevKafkaError, LocalKafka
+from streamer.ports import lease_port
 from tests.differential.generator import generate
 from tests.differential.harness import run_clean, run_faults
-from tests.kafka_fixture import local_test_port
 
 pytestmark = [pytest.mark.integration]
 
@@ -24,7 +24,8 @@ FAULT_SEEDS = (201, 202, 203)
 @pytest.fixture(scope="module")
 def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     """A broker of the fault runs' own, since they stop and start it."""
-    port = int(os.environ.get("STREAMER_TEST_HARNESS_KAFKA_PORT") or local_test_port() + 3)
+    # Outside the ephemeral range and leased: the fault runs stop and restart it (streamer/ports.py).
+    port = int(os.environ.get("STREAMER_TEST_HARNESS_KAFKA_PORT") or lease_port())
     broker = LocalKafka(port=port, data_dir=tmp_path_factory.mktemp("harness-kafka"))
     try:
         broker.start(fresh=True, die_with_parent=True)
