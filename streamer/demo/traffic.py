@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
 import time
@@ -36,9 +35,8 @@ from streamer.demo.clock import backfill_start, day_offset
 from streamer.simulate.clock import format_ts, wall_clock_ms
 from streamer.simulate.model import simulate
 from streamer.simulate.scenarios import demo_story
-from streamer.sources.kafka_sink import DEFAULT_TOPIC, KafkaUnavailable, event_time_seconds, send_events
+from streamer.sources.kafka_sink import KafkaUnavailable, event_time_seconds, events_topic, send_events
 
-TOPIC_ENV = "STREAMER_TOPIC_EVENTS"
 AGENT_STATE = "agent.state"
 
 
@@ -96,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     now_ms = wall_clock_ms()
     events = demo_events(now_ms, ZoneInfo(args.time_zone), backfill=args.backfill, real_clock=args.real_clock,
                          seed=args.seed)
-    topic = os.environ.get(TOPIC_ENV) or DEFAULT_TOPIC
+    topic = events_topic()
     if args.backfill:
         say(f"backfilling from {format_ts(backfill_start(now_ms, ZoneInfo(args.time_zone)))} to topic {topic}")
 
