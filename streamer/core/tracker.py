@@ -58,12 +58,13 @@ class CallTracker:
         settings = self.config.for_queue(queue)
         if is_late(event.ts, self.stream_time, settings, self.config.limits.grace_ms):
             return Outcome(LATE, LATE)
-        if event.type == ev.CALL_ENQUEUED:
+        admits_queue = event.type == ev.CALL_ENQUEUED or event.type == ev.SURVEY_COMPLETED
+        if admits_queue:
             refusal = self._refusal(queue)
             if refusal:
                 return Outcome(REJECTED, refusal)
         state = self.store.get(event.call_id or "")
-        step = calls.apply(state, event, self.config.for_queue)
+        step = calls.apply(state, event, self.config.for_queue, self.config.rules)
         if step.rejected == calls.DUPLICATE:
             return Outcome(DUPLICATE, calls.DUPLICATE)
         if step.rejected:
@@ -73,7 +74,7 @@ class CallTracker:
         if step.state is not None:
             self.store[step.state.call_id] = step.state
             self._schedule(step.state)
-        if event.type == ev.CALL_ENQUEUED:
+        if admits_queue:
             # Admitted only now: a rejected enqueue must not take a place under the cardinality cap.
             self.queues_seen.add(queue)
         if event.ts > self.stream_time:
@@ -87,7 +88,8 @@ class CallTracker:
         self._next_sweep = stream_time - stream_time % MINUTE_MS + MINUTE_MS if stream_time else 0
 
     def advance(self) -> list[calls.Fact]:
-        """Expire calls past the maximum age and forget finished calls whose intervals have all closed.
+        """Expire calls past the maximum age and forget finished calls whose intervals have all closed,
+        ending the journey of a call that no next visit can continue any more.
 
         Cheap to call after every event: it does work at most once per minute of stream time.
         """
@@ -108,6 +110,7 @@ class CallTracker:
                     self.store[call_id] = step.state  # type: ignore[assignment]
                     self._schedule(step.state)  # type: ignore[arg-type]
             elif self._forget_at(state) <= self.stream_time:
+                facts.extend(calls.close(state, self.config.rules))
                 del self.store[call_id]
         return facts
 
@@ -133,6 +136,11 @@ class CallTracker:
             # Talking, or a callback whose visit ended by policy: the completion or the callback's result
             # may come long after; wait for it up to the maximum age.
             forget = max(forget, state.last_ts + self.config.limits.max_call_age_ms)
+        deadline = calls.journey_deadline(state, self.config.rules)
+        if deadline is not None:
+            # A journey waiting for its next visit ends once no event that could continue it can still
+            # be accepted: then the sweep and a late next visit decide it alike.
+            forget = max(forget, deadline + self.config.rules.settle_ms)
         return forget
 
     def _admit_agent(self, event: ev.Event) -> Outcome:
