@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from streamer.core import counters
+from streamer.core.config import parse_rollup_key
 from streamer.core.queues import WINDOWS, QueueState
 
 WINDOW_COUNTS = {
@@ -51,7 +52,8 @@ class PipelineCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         now_ms = int(self.clock() * 1000)
-        queues = self.pipeline.queues.queues()
+        # Groups and tenants are counted like queues, under roll-up keys; they get families of their own.
+        queues = {q: s for q, s in self.pipeline.queues.queues().items() if parse_rollup_key(q) is None}
         yield from self._windows(queues, now_ms)
         yield from self._live(queues, now_ms)
         yield from self._totals(queues)
