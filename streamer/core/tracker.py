@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from streamer.core import calls
 from streamer.core import events as ev
-from streamer.core.config import Config
+from streamer.core.config import TENANT, Config, rollup_key
 from streamer.core.windows import MINUTE_MS, interval_end, interval_start, is_late
 
 # Result kinds of one event (a metric label: callcenter_events_total{result=...}).
@@ -59,8 +59,15 @@ class CallTracker:
         if is_late(event.ts, self.stream_time, settings, self.config.limits.grace_ms):
             return Outcome(LATE, LATE)
         admits_queue = event.type == ev.CALL_ENQUEUED or event.type == ev.SURVEY_COMPLETED
+        tenant_key = None
         if admits_queue:
             refusal = self._refusal(queue)
+            if not refusal and event.tenant is not None:
+                # A tenant's figures are a series of their own, so a new tenant takes a place under the cap.
+                tenant_key = rollup_key(TENANT, event.tenant)
+                if tenant_key not in self.queues_seen and len(self.queues_seen) + (queue not in self.queues_seen) \
+                        >= self.config.limits.max_queues:
+                    refusal = TOO_MANY_QUEUES
             if refusal:
                 return Outcome(REJECTED, refusal)
         state = self.store.get(event.call_id or "")
@@ -77,6 +84,8 @@ class CallTracker:
         if admits_queue:
             # Admitted only now: a rejected enqueue must not take a place under the cardinality cap.
             self.queues_seen.add(queue)
+            if tenant_key is not None:
+                self.queues_seen.add(tenant_key)
         if event.ts > self.stream_time:
             self.stream_time = event.ts
         return Outcome(PROCESSED, "", step.facts)

@@ -297,3 +297,13 @@ def test_each_group_has_one_outcome_per_entry_and_never_more_than_its_queues(log
             if fact.queue == key:
                 state.apply(fact)
     assert state.waiting == {}  # every call that entered the group left it once
+
+
+def test_a_new_tenant_takes_a_place_under_the_queue_cap():
+    log = EventLog()
+    log.answered_call("c1", 0, 5, tenant="t1")  # q1 and t1: two places
+    log.answered_call("c2", 10, 5, tenant="t2")  # t2 would be the third
+    log.answered_call("c3", 20, 5)
+    result = run_report(log, parse_config({"limits": {"max_queues": 2}}))
+    assert result.skipped == {"rejected:too_many_queues": 1, "rejected:unknown_call": 1}
+    assert list(result.to_dict()["tenants"]) == ["t1"]
