@@ -374,15 +374,15 @@ def _follow_journey(step: Step, settings_for: SettingsFor | None, rules: CallRul
     extra: list[Fact] = []
     ended: tuple[str, int] | None = None  # (outcome, time) when the journey ends here
     for fact in step.facts:
-        if journey.rollups is not None and any(r[2] for r in journey.rollups):
+        if journey.rollups is not None and any(r[2] for r in journey.rollups):  # still counted in a roll-up
             journey = _mirror(state, journey, fact, settings_for, rules, to_queue, extra)
         if fact.kind not in OUTCOMES:
             continue
         wait = fact.wait_ms if fact.wait_ms is not None else fact.ts - fact.enqueued_ts
-        journey = journey.with_(wait_ms=journey.wait_ms + wait, outcome=fact.kind)
-        if fact.kind == DEQUEUED and fact.reason != CALLBACK_REASON:
-            journey = journey.with_(left_at=fact.ts)
-        elif fact.kind != ANSWERED:
+        waits_for_next = fact.kind == DEQUEUED and fact.reason != CALLBACK_REASON
+        journey = Journey(journey.first_queue, journey.start_ts, journey.wait_ms + wait, journey.handoffs,
+                          fact.kind, fact.ts if waits_for_next else journey.left_at, journey.tenant, journey.rollups)
+        if not waits_for_next and fact.kind != ANSWERED:
             # A final abandon, an expiry, or a flow-out to a callback: nothing can follow in this
             # journey. A caller's own abandon is short or not by the journey's wait (SHORT_ABANDONED
             # asks `_end_journey` to decide); a failed or scheduled callback is an abandon, never short.

@@ -65,10 +65,11 @@ class Report:
     def add_event(self, event: ev.Event) -> None:
         outcome = self.tracker.process(event)
         self.results[(outcome.result, outcome.reason)] += 1
-        if outcome.result == PROCESSED:
+        if outcome.result == PROCESSED and outcome.facts:
             self._count(outcome.facts)
-        self._count(self.tracker.advance())
-        self._count(self.customers.advance(self.tracker.stream_time))
+        for more in (self.tracker.advance(), self.customers.advance(self.tracker.stream_time)):
+            if more:
+                self._count(more)
 
     def add_lines(self, lines: Iterable[bytes | str]) -> None:
         for line in lines:

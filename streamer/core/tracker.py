@@ -145,7 +145,7 @@ class CallTracker:
             # Talking, or a callback whose visit ended by policy: the completion or the callback's result
             # may come long after; wait for it up to the maximum age.
             forget = max(forget, state.last_ts + self.config.limits.max_call_age_ms)
-        deadline = calls.journey_deadline(state, self.config.rules)
+        deadline = calls.journey_deadline(state, self.config.rules) if state.journey is not None else None
         if deadline is not None:
             # A journey waiting for its next visit ends once no event that could continue it can still
             # be accepted: then the sweep and a late next visit decide it alike.
