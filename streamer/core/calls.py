@@ -371,10 +371,12 @@ def _follow_journey(step: Step, settings_for: SettingsFor | None, rules: CallRul
     state = step.state
     assert state is not None and state.journey is not None
     journey = state.journey
-    extra: list[Fact] = []
+    extra: list[Fact] | None = None  # roll-up facts, for calls counted in a group or tenant
     ended: tuple[str, int] | None = None  # (outcome, time) when the journey ends here
     for fact in step.facts:
         if journey.rollups is not None and any(r[2] for r in journey.rollups):  # still counted in a roll-up
+            if extra is None:
+                extra = []
             journey = _mirror(state, journey, fact, settings_for, rules, to_queue, extra)
         if fact.kind not in OUTCOMES:
             continue
@@ -388,7 +390,8 @@ def _follow_journey(step: Step, settings_for: SettingsFor | None, rules: CallRul
             # asks `_end_journey` to decide); a failed or scheduled callback is an abandon, never short.
             plain_abandon = fact.kind in (ABANDONED, SHORT_ABANDONED) and fact.callback is None
             ended = (SHORT_ABANDONED if plain_abandon else fact.kind, fact.ts)
-    step.facts.extend(extra)
+    if extra:
+        step.facts.extend(extra)
     if ended is not None:
         step.facts.extend(_end_journey(state, journey, ended[1], ended[0], settings_for))
         journey = None
@@ -437,13 +440,12 @@ def _end_journey(state: CallState, journey: Journey, at: int, outcome: str | Non
         # Short or not is the customer's whole wait against the first queue's S, not the last visit's.
         short_ms = settings_for(journey.first_queue).short_abandon_ms if settings_for is not None else 0
         outcome = SHORT_ABANDONED if journey.wait_ms < short_ms else ABANDONED
-    facts = []
+    facts = [Fact(JOURNEY, journey.first_queue, state.visit_id, at, journey.start_ts, journey.wait_ms,
+                  reason=outcome, value=journey.handoffs)]
     for key, entered, visit in journey.rollups or ():
         if visit:
             left = journey.left_at if journey.left_at >= 0 else at
             facts.append(Fact(DEQUEUED, key, f"{state.call_id}#{visit}", left, entered))
-    facts.append(Fact(JOURNEY, journey.first_queue, state.visit_id, at, journey.start_ts, journey.wait_ms,
-                      reason=outcome, value=journey.handoffs))
     return facts
 
 

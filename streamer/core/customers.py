@@ -27,25 +27,22 @@ from __future__ import annotations
 import heapq
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from streamer.core import calls
 from streamer.core.config import Config
 
-# Contact.state
+# A contact is a plain tuple (cheap to build and to keep for every customer):
+#   (t, queue, visit id, repeat, state, later, window end)
+# t: its time (its first enqueue); visit id: the identity of the contact fact (a re-delivery has the
+# same); repeat: counted as a repeat contact; state: PENDING, UNRESOLVED or RESOLVED (emitted); later:
+# the earliest later contact in its FCR window seen so far, or NO_LATER_CONTACT; window end: t + the
+# FCR window of its queue.
+Contact = tuple[int, str, str, bool, int, int, int]
+T, QUEUE, VISIT, REPEAT, STATE, LATER, WINDOW_END = range(7)
 PENDING = 0
 UNRESOLVED = 1
 RESOLVED = 2
 NO_LATER_CONTACT = -1
-
-
-class Contact(NamedTuple):
-    t: int  # the contact's time: its first enqueue
-    queue: str
-    visit_id: str  # the identity of the contact fact (a re-delivery has the same)
-    repeat: bool  # counted as a repeat contact
-    state: int  # PENDING, UNRESOLVED or RESOLVED (emitted)
-    later: int  # the earliest later contact in the FCR window seen so far, or NO_LATER_CONTACT
 
 
 @dataclass(slots=True)
@@ -59,7 +56,7 @@ class Customer:
 
     @classmethod
     def from_list(cls, data: list) -> Customer:
-        return cls(tuple(Contact(*row) for row in data))
+        return cls(tuple(tuple(row) for row in data))  # type: ignore[misc]
 
 
 class CustomerTracker:
@@ -68,40 +65,47 @@ class CustomerTracker:
         self.store: MutableMapping[str, Customer] = {} if store is None else store
         self.settle_ms = config.rules.settle_ms
         self.longest_repeat_ms = max(s.repeat_window_ms for s in (config.defaults, *config.queues.values()))
+        self._windows: dict[str, tuple[int, int]] = {}  # queue -> (repeat window, FCR window), ms
+        # One live deadline per customer (a heap entry whose time is not the customer's in `_scheduled`
+        # is superseded): the earliest moment one of its contacts may be decided or forgotten.
         self._due: list[tuple[int, str]] = []
+        self._scheduled: dict[str, int] = {}
 
     def add(self, fact: calls.Fact) -> list[calls.Fact]:
-        """Take one contact fact; returns the repeat-contact facts it decides (for itself or a later
-        contact that came first). A re-delivered contact changes nothing."""
+        """Take one contact fact; returns the repeat-contact facts it decides (for itself, or for a
+        later contact that came first). A re-delivered contact changes nothing."""
         customer_id = fact.customer_id
         if customer_id is None:
             return []
         known = self.store.get(customer_id)
-        t, queue = fact.ts, fact.queue
-        for_queue = self.config.for_queue
-        settings = for_queue(queue)
+        t, queue, visit_id = fact.ts, fact.queue, fact.visit_id
+        repeat_ms, fcr_ms = self._windows_of(queue)
         repeat, later = False, NO_LATER_CONTACT
         out: list[calls.Fact] = []
         contacts: list[Contact] = []
         for other in known.contacts if known is not None else ():
-            if other.visit_id == fact.visit_id:
+            if other[VISIT] == visit_id:
                 return []  # a re-delivery
-            if t - settings.repeat_window_ms <= other.t < t:
+            other_t, other_repeat, other_later = other[T], other[REPEAT], other[LATER]
+            if t - repeat_ms <= other_t < t:
                 repeat = True
-            elif t < other.t and not other.repeat and other.t - for_queue(other.queue).repeat_window_ms <= t:
-                other = other._replace(repeat=True)
+            elif t < other_t and not other_repeat and other_t - self._windows_of(other[QUEUE])[0] <= t:
+                other_repeat = True  # this contact came second: the later one is the repeat
                 out.append(_repeat_fact(other))
-            if other.state == PENDING and other.t < t <= other.t + for_queue(other.queue).fcr_window_ms:
-                if other.later == NO_LATER_CONTACT or t < other.later:
-                    other = other._replace(later=t)
-            elif t < other.t <= t + settings.fcr_window_ms and (later == NO_LATER_CONTACT or other.t < later):
-                later = other.t
+            if other_t < t <= other[WINDOW_END] and other[STATE] == PENDING:
+                if other_later == NO_LATER_CONTACT or t < other_later:
+                    other_later = t
+            elif t < other_t <= t + fcr_ms and (later == NO_LATER_CONTACT or other_t < later):
+                later = other_t
+            if other_repeat is not other[REPEAT] or other_later != other[LATER]:
+                other = (other_t, other[QUEUE], other[VISIT], other_repeat, other[STATE], other_later,
+                         other[WINDOW_END])
             contacts.append(other)
-        new = Contact(t, queue, fact.visit_id, repeat, PENDING, later)
+        new = (t, queue, visit_id, repeat, PENDING, later, t + fcr_ms)
         if repeat:
             out.append(_repeat_fact(new))
         contacts.append(new)
-        if len(contacts) > 1 and contacts[-2].t > t:
+        if len(contacts) > 1 and contacts[-2][T] > t:
             contacts.sort()
         self._store(customer_id, contacts)
         return out
@@ -111,17 +115,39 @@ class CustomerTracker:
         if not self._due or self._due[0][0] > now_ms:
             return []  # the common case, on every event: cheap
         out: list[calls.Fact] = []
+        settle, forget_after = self.settle_ms, self.longest_repeat_ms + self.settle_ms
         while self._due and self._due[0][0] <= now_ms:
-            _, customer_id = heapq.heappop(self._due)
+            due, customer_id = heapq.heappop(self._due)
+            if self._scheduled.get(customer_id) != due:
+                continue  # superseded by an earlier deadline, already handled
+            del self._scheduled[customer_id]
             known = self.store.get(customer_id)
             if known is None:
                 continue
-            contacts = [self._decide(contact, now_ms, out) for contact in known.contacts]
-            contacts = [c for c in contacts if c.state == PENDING or now_ms < self._forget_at(c)]
-            # The latest entry of a customer is due when one of its contacts is: it always changes
-            # something. An entry that changes nothing is an older one, superseded.
-            if contacts != list(known.contacts):
+            contacts = []
+            changed = False
+            for contact in known.contacts:
+                state = contact[STATE]
+                if state == PENDING:
+                    later = contact[LATER]
+                    if later != NO_LATER_CONTACT:
+                        if now_ms >= later + settle:
+                            out.append(_fcr_fact(contact, calls.FCR_UNRESOLVED, later))
+                            contact, state = _with_state(contact, UNRESOLVED), UNRESOLVED
+                    elif now_ms >= contact[WINDOW_END] + settle:
+                        out.append(_fcr_fact(contact, calls.FCR_RESOLVED, contact[WINDOW_END]))
+                        contact, state = _with_state(contact, RESOLVED), RESOLVED
+                    changed = changed or state != PENDING
+                if state != PENDING and now_ms >= contact[T] + forget_after:
+                    # Decided, and past the longest repeat window: no contact that can still be
+                    # accepted relates to it any more.
+                    changed = True
+                    continue
+                contacts.append(contact)
+            if changed:
                 self._store(customer_id, contacts)
+            else:
+                self._schedule(customer_id, contacts)
         return out
 
     def flush(self) -> list[calls.Fact]:
@@ -132,9 +158,9 @@ class CustomerTracker:
             contacts = list(self.store[customer_id].contacts)
             changed = False
             for i, contact in enumerate(contacts):
-                if contact.state == PENDING and contact.later != NO_LATER_CONTACT:
-                    contacts[i] = contact._replace(state=UNRESOLVED)
-                    out.append(_fcr_fact(contact, calls.FCR_UNRESOLVED, contact.later))
+                if contact[STATE] == PENDING and contact[LATER] != NO_LATER_CONTACT:
+                    contacts[i] = _with_state(contact, UNRESOLVED)
+                    out.append(_fcr_fact(contact, calls.FCR_UNRESOLVED, contact[LATER]))
                     changed = True
             if changed:
                 self._store(customer_id, contacts)
@@ -142,53 +168,49 @@ class CustomerTracker:
 
     def rebuild_schedule(self) -> None:
         """Rebuild the in-memory deadlines from the store (after recovery of a persisted store)."""
-        self._due = [(self._next_due(list(row.contacts)), customer_id) for customer_id, row in self.store.items()
-                     if row.contacts]
-        heapq.heapify(self._due)
+        self._due, self._scheduled = [], {}
+        for customer_id, row in self.store.items():
+            self._schedule(customer_id, list(row.contacts))
 
-    # --- rules in time ---------------------------------------------------------------------------
-
-    def _decide(self, contact: Contact, now_ms: int, out: list[calls.Fact]) -> Contact:
-        if contact.state != PENDING:
-            return contact
-        if contact.later != NO_LATER_CONTACT:
-            if now_ms >= contact.later + self.settle_ms:
-                out.append(_fcr_fact(contact, calls.FCR_UNRESOLVED, contact.later))
-                return contact._replace(state=UNRESOLVED)
-            return contact
-        window_end = contact.t + self.config.for_queue(contact.queue).fcr_window_ms
-        if now_ms >= window_end + self.settle_ms:
-            out.append(_fcr_fact(contact, calls.FCR_RESOLVED, window_end))
-            return contact._replace(state=RESOLVED)
-        return contact
-
-    def _forget_at(self, contact: Contact) -> int:
-        # A decided contact is still the earlier contact of later ones within the longest repeat
-        # window; past that no contact that can still be accepted relates to it.
-        return contact.t + self.longest_repeat_ms + self.settle_ms
-
-    def _due_at(self, contact: Contact) -> int:
-        if contact.state != PENDING:
-            return self._forget_at(contact)
-        if contact.later != NO_LATER_CONTACT:
-            return contact.later + self.settle_ms
-        return contact.t + self.config.for_queue(contact.queue).fcr_window_ms + self.settle_ms
-
-    def _next_due(self, contacts: list[Contact]) -> int:
-        return min(self._due_at(contact) for contact in contacts)
+    def _windows_of(self, queue: str) -> tuple[int, int]:
+        windows = self._windows.get(queue)
+        if windows is None:
+            settings = self.config.for_queue(queue)
+            windows = self._windows[queue] = (settings.repeat_window_ms, settings.fcr_window_ms)
+        return windows
 
     def _store(self, customer_id: str, contacts: list[Contact]) -> None:
         if contacts:
             self.store[customer_id] = Customer(tuple(contacts))
-            heapq.heappush(self._due, (self._next_due(contacts), customer_id))
+            self._schedule(customer_id, contacts)
         else:
             del self.store[customer_id]
 
+    def _schedule(self, customer_id: str, contacts: list[Contact]) -> None:
+        """Make sure a deadline no later than the next one of `contacts` is in the heap."""
+        if not contacts:
+            return
+        settle, forget_after = self.settle_ms, self.longest_repeat_ms + self.settle_ms
+        due = min(
+            contact[T] + forget_after if contact[STATE] != PENDING
+            else (contact[LATER] if contact[LATER] != NO_LATER_CONTACT else contact[WINDOW_END]) + settle
+            for contact in contacts
+        )
+        scheduled = self._scheduled.get(customer_id)
+        if scheduled is None or due < scheduled:
+            # A later deadline needs no entry of its own: the earlier one reschedules when it comes.
+            self._scheduled[customer_id] = due
+            heapq.heappush(self._due, (due, customer_id))
+
+
+def _with_state(contact: Contact, state: int) -> Contact:
+    return (contact[T], contact[QUEUE], contact[VISIT], contact[REPEAT], state, contact[LATER], contact[WINDOW_END])
+
 
 def _repeat_fact(contact: Contact) -> calls.Fact:
-    return calls.Fact(calls.REPEAT_CONTACT, contact.queue, contact.visit_id, contact.t, contact.t)
+    return calls.Fact(calls.REPEAT_CONTACT, contact[QUEUE], contact[VISIT], contact[T], contact[T])
 
 
 def _fcr_fact(contact: Contact, kind: str, at: int) -> calls.Fact:
     """An FCR decision, at `at`, about the contact made at `enqueued_ts` (its day in the report)."""
-    return calls.Fact(kind, contact.queue, contact.visit_id, at, contact.t)
+    return calls.Fact(kind, contact[QUEUE], contact[VISIT], at, contact[T])

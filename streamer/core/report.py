@@ -20,11 +20,12 @@ from streamer.core import events as ev
 from streamer.core.config import GROUP, TENANT, Config, QueueSettings, parse_rollup_key, rollup_key
 from streamer.core.customers import CustomerTracker
 from streamer.core.tracker import INVALID, PROCESSED, CallTracker
-from streamer.core.windows import MINUTE_MS, day_end, day_start, fact_time, interval_end, interval_start
+from streamer.core.windows import MINUTE_MS, day_start, fact_time, interval_end, interval_start
 
 # Facts about a contact, counted again by the contact's local day (first-contact resolution is
 # decided days after the contact's interval closed).
 DAY_KINDS = frozenset({calls.CONTACT, calls.FCR_RESOLVED, calls.FCR_UNRESOLVED})
+_SLOT_MS = 15 * MINUTE_MS
 
 
 @dataclass(slots=True)
@@ -35,7 +36,9 @@ class QueueBook:
     total: list[int] = field(default_factory=counters.empty)
     intervals: dict[int, list[int]] = field(default_factory=dict)
     days: dict[int, list[int]] = field(default_factory=dict)
-    day: tuple[int, int, list[int]] | None = None  # the last day counted into: (start, end, counts)
+    # Local day start by 15-minute slot (every UTC offset is a multiple of 15 minutes, so a local
+    # midnight never falls inside a slot): contacts and decisions about them are a week apart.
+    day_of_slot: dict[int, int] = field(default_factory=dict)
     # The interval of the last minute counted into: facts come roughly in time order, and a UTC
     # offset never changes within a minute, so this saves a time-zone lookup for most facts.
     minute: int = -1
@@ -171,14 +174,14 @@ def _intervals(book: QueueBook, settings: QueueSettings) -> list[dict[str, Any]]
 
 
 def _day_counts(book: QueueBook, ts: int, settings: QueueSettings) -> list[int]:
-    """The counts of the local day holding `ts` (the last one is remembered: contacts come in order)."""
-    if book.day is not None and book.day[0] <= ts < book.day[1]:
-        return book.day[2]
-    start = day_start(ts, settings.tz)
+    """The counts of the local day holding `ts`."""
+    slot = ts // _SLOT_MS
+    start = book.day_of_slot.get(slot)
+    if start is None:
+        start = book.day_of_slot[slot] = day_start(ts, settings.tz)
     counts = book.days.get(start)
     if counts is None:
         counts = book.days[start] = counters.empty()
-    book.day = (start, day_end(ts, settings.tz), counts)
     return counts
 
 
