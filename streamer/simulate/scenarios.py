@@ -147,9 +147,10 @@ def demo() -> Scenario:
       (sales is their second skill); a vip caller still waiting after 60 s overflows to support.
     - agents transfer 2 % of sales calls to billing, 3 % of billing calls to support and 1 % of
       support calls to billing.
-    - 20,000 customers: 5 % of answered journeys call again (after a day on average: not solved),
-      20 % of abandoned ones and failed callbacks (after 10 minutes on average); 30 % of answered
-      journeys answer a post-call survey about 2 minutes later.
+    - 1,000,000 customers, so a caller seldom comes back by chance: 5 % of answered journeys call
+      again (after a day on average: not solved), 20 % of abandoned ones and failed callbacks
+      (after 10 minutes on average); 30 % of answered journeys answer a post-call survey about 2
+      minutes later.
 
     Every queue is staffed hour by hour with Erlang A and covered with 8-hour shifts.
     """
@@ -202,7 +203,7 @@ def demo() -> Scenario:
         name="demo",
         queues=(sales, support, billing, vip),
         agents=agents,
-        customers=20_000,
+        customers=1_000_000,
         recall=Recall(after_answered=0.05, after_abandoned=0.2),
         surveys=Surveys(share=0.3),
     )
