@@ -59,6 +59,10 @@ METRIC_CATALOGUE: frozenset[str] = frozenset(
         "callcenter_watermark_timestamp_seconds",
         "callcenter_consumer_lag_messages",  # {topic, partition}
         "callcenter_intervals_emitted_total",
+        "callcenter_queue_intervals_pending",
+        "callcenter_queue_idle",
+        "callcenter_processed_offset",  # {topic, partition}
+        "callcenter_events_partition_idle",
     }
 )
 # Series Prometheus makes itself: the scrape health of each target and the state of each alert.
@@ -124,12 +128,15 @@ def raw_dashboard_queries(path: Path) -> list[tuple[str, str]]:
             continue
         query = variable.get("query")
         text = query.get("query", "") if isinstance(query, dict) else str(query)
-        label_values = _LABEL_VALUES.match(text)
-        if label_values:
-            # label_values(selector, label) is Grafana's; the same question in PromQL:
-            text = f"count by ({label_values.group(2)}) ({label_values.group(1)})"
-        found.append((f"{path.name}: variable {variable.get('name')!r}", text))
+        found.append((f"{path.name}: variable {variable.get('name')!r}", as_promql(text)))
     return found
+
+
+def as_promql(text: str) -> str:
+    """A variable query as PromQL: Grafana's `label_values(selector, label)` asks what
+    `count by (label) (selector)` does; any other query is PromQL already."""
+    label_values = _LABEL_VALUES.match(text)
+    return f"count by ({label_values.group(2)}) ({label_values.group(1)})" if label_values else text
 
 
 def load_rule_groups(path: Path) -> list[dict[str, Any]]:

@@ -14,14 +14,15 @@ from typing import Any
 import faust
 import orjson
 
-from streamer.app import records
-from streamer.app.faust_compat import as_current_event, quiet_monitor_class, raw_table
+from streamer.app import bulk, records
+from streamer.app.bulk import PartitionedTable, assigned_partitions, committed_offsets, quiet_monitor_class, raw_table
 from streamer.app.health import Health
 from streamer.app.settings import WorkerSettings, load_worker_settings
 from streamer.app.shutdown import install_stop_deadline
-from streamer.app.stage1 import CallStage, newer_row
+from streamer.app.stage1 import CallStage, Outputs
 from streamer.app.stage2 import QueueStage
 from streamer.core.config import Config, load_config
+from streamer.core.events import format_ts
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,41 @@ class Pipeline:
     """The running pieces of one worker, for the web pages and the exporter to read."""
 
     def __init__(self, app: faust.App, settings: WorkerSettings, config: Config, health: Health,
-                 calls: CallStage, queues: QueueStage, topics: dict[str, Any]) -> None:
+                 calls: CallStage, queues: QueueStage, topics: dict[str, Any], queue_table: Any) -> None:
         self.app, self.settings, self.config, self.health = app, settings, config, health
         self.calls, self.queues, self.topics = calls, queues, topics
+        self.queue_table = queue_table  # a Faust table partitioned like call-outcomes, for routing by queue
         self.started = time.time()
 
     def consumer_lag(self) -> dict[tuple[str, int], int]:
         return consumer_lag(self.app)
+
+    def progress(self) -> dict[str, Any]:
+        """How far each stage of this worker has got, per owned partition: the offset of the last record
+        fully processed (its effects in the tables, its facts sent), stage 1's stream time and idle
+        state, stage 2's watermark; with the topic names. `streamer replay --wait` reads it."""
+        s, idle_seconds = self.settings, self.config.limits.idle_seconds
+        assigned = assigned_partitions(self.app, s.events_topic)
+        events_committed = committed_offsets(self.app, s.events_topic)
+        outcomes_committed = committed_offsets(self.app, s.outcomes_topic)
+        stage1 = [{"partition": p, "offset": _processed(self.calls.applied.get(p), events_committed.get(p)),
+                   "stream_time": format_ts(t) if t else None, "idle": idle}
+                  for p, t, idle in self.calls.progress(assigned, idle_seconds)]
+        outcome_partitions = sorted(assigned_partitions(self.app, s.outcomes_topic))
+        # A partition whose state is not loaded yet may hold intervals not written: not processed yet.
+        stage2 = [{"partition": p, "offset": _processed(self.queues.applied.get(p), outcomes_committed.get(p))
+                   if p in self.queues.owned else None,
+                   "watermark": format_ts(m) if (m := self.queues.watermark(p)) is not None else None}
+                  for p in outcome_partitions]
+        return {"topics": {"events": s.events_topic, "outcomes": s.outcomes_topic,
+                           "intervals": s.intervals_topic, "dlq": s.dlq_topic},
+                "idle_seconds": idle_seconds, "stage1": stage1, "stage2": stage2}
+
+
+def _processed(applied: int | None, committed: int | None) -> int | None:
+    """The newest offset known processed: applied in this run, or below the group's commit."""
+    known = [offset for offset in (applied, None if committed is None else committed - 1) if offset is not None]
+    return max(known) if known else None
 
 
 def create_app(settings: WorkerSettings | None = None, config: Config | None = None) -> faust.App:
@@ -52,18 +81,21 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
         web_bind=settings.web_host,
         web_tables_enabled=settings.web_tables,
         processing_guarantee="at_least_once",
-        stream_buffer_maxsize=4096,
         stream_wait_empty=False,
         consumer_auto_offset_reset="earliest",
         topic_allow_declare=True,
         producer_linger=0.005,
+        producer_max_batch_size=512 * 1024,  # the stages send record batches of their own (bulk.Batches)
         broker_credentials=settings.security.faust_credentials(),
         **({} if settings.faust_metrics else {"Monitor": quiet_monitor_class()}),
     )
     for warning in settings.security.warnings():
         log.warning("%s", warning)
+    # The stages keep what they read in memory, so the stores serve recovery, not lookups: small caches
+    # and memtables (Faust's defaults are a 2 GiB cache and 3 x 64 MB memtables per partition store).
     rocks = {"block_cache_size": settings.rocksdb_block_cache_mb * 1024 * 1024,
-             "block_cache_compressed_size": settings.rocksdb_block_cache_mb * 1024 * 1024}
+             "block_cache_compressed_size": settings.rocksdb_block_cache_mb * 1024 * 1024,
+             "write_buffer_size": settings.rocksdb_write_buffer_mb * 1024 * 1024, "max_write_buffer_number": 2}
     raw = {"key_type": str, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(settings.events_topic, partitions=settings.event_partitions, internal=True, **raw)
     outcomes = app.topic(settings.outcomes_topic, partitions=settings.outcome_partitions, internal=True, **raw)
@@ -72,60 +104,37 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
     dlq = app.topic(settings.dlq_topic, partitions=settings.event_partitions, internal=True,
                     retention=14 * 86400, **raw)
 
-    def table(name: str, partitions: int) -> Any:
-        return raw_table(app, name, partitions, rocks)
-
     health = Health()
-    calls = CallStage(config, raw_table(app, "calls", settings.event_partitions, rocks, keep=newer_row),
-                      settings.event_partitions, health)
-    queue_tables = {name: table(f"queue-{name}", settings.outcome_partitions)
-                    for name in ("buckets", "waiting", "agents")}
-    queues = QueueStage(config, queue_tables, settings.event_partitions, settings.outcome_partitions, health)
+    call_table = PartitionedTable(app, raw_table(app, "calls", settings.event_partitions, rocks))
+    queue_table = PartitionedTable(app, raw_table(app, "queue-state", settings.outcome_partitions, rocks))
+    calls = CallStage(config, call_table.rows, settings.event_partitions, health)
+    queues = QueueStage(config, queue_table.rows, settings.event_partitions, settings.outcome_partitions, health)
     pipeline = Pipeline(app, settings, config, health, calls, queues,
-                        {"events": events, "outcomes": outcomes, "intervals": intervals, "dlq": dlq})
+                        {"events": events, "outcomes": outcomes, "intervals": intervals, "dlq": dlq},
+                        queue_table.table)
     app.pipeline = pipeline  # type: ignore[attr-defined]
 
-    @app.agent(events, concurrency=1)
-    async def track_calls(stream: Any) -> None:
-        # Batches amortise Faust's per-record costs; Faust acks a batch only after this body ran.
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            per_queue: dict[str, tuple[list, list]] = {}
-            dead = []
-            done = []
-            for partition, part in assigned_parts(app, settings.events_topic, batch).items():
-                output = calls.process(partition, [(event.message.offset, event.message.value) for event in part])
-                done.append((partition, part[-1], output))
-                for queue, facts in output.facts.items():
-                    per_queue.setdefault(queue, ([], []))[0].extend(facts)
-                for queue, agent_states in output.agents.items():
-                    per_queue.setdefault(queue, ([], []))[1].extend(agent_states)
-                dead.extend((part[index].message, reason, detail) for index, reason, detail in output.dead)
-            sent = [await outcomes.send(key=queue.encode(), value=records.batch_record(facts, agent_states))
-                    for queue, (facts, agent_states) in per_queue.items()]
-            sent.extend([await dlq.send(key=message.key, value=message.value, headers=records.dead_letter_headers(
-                reason, detail, message.topic, message.partition, message.offset)) for message, reason, detail in dead])
-            # Delivered before the call table records the batch: a crash in between makes the restarted
-            # worker send them again (stage 2 counts a fact once), never lose them.
-            await asyncio.gather(*sent)
-            for partition, last, output in done:
-                with as_current_event(last):
-                    if calls.flush(partition, last.message.offset, output):
-                        calls.published[partition] = output.tracker.stream_time
+    # The two stages take their topics' records a partition batch at a time (streamer/app/bulk.py).
+    routes = bulk.install(app, [events, outcomes])
 
-    @app.agent(outcomes, concurrency=1)
-    async def aggregate_queues(stream: Any) -> None:
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
-            for partition, part in assigned_parts(app, settings.outcomes_topic, batch).items():
-                for event in part:
-                    key = event.message.key
-                    queues.handle(key.decode() if isinstance(key, bytes) else (key or ""), event.message.value,
-                                  partition)
-                with as_current_event(part[-1]):
-                    queues.flush(partition)
+    outputs: list[Outputs] = []
+
+    async def track_calls(partition: int, batch: list[Any]) -> None:
+        if not outputs:
+            outputs.append(Outputs(settings.outcomes_topic, await bulk.partition_count(app, settings.outcomes_topic),
+                                   settings.dlq_topic, await bulk.partition_count(app, settings.dlq_topic),
+                                   lambda: bulk.Batches(app), call_table.write))
+        await calls.handle(partition, batch, outputs[0])
+
+    async def aggregate_queues(partition: int, batch: list[Any]) -> None:
+        await queues.handle(partition, batch, queue_table.write)
+
+    routes.add(settings.events_topic, track_calls)
+    routes.add(settings.outcomes_topic, aggregate_queues)
 
     @app.timer(settings.emit_every_seconds)
     async def publish_progress() -> None:
-        assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == settings.events_topic}
+        assigned = assigned_partitions(app, settings.events_topic)
         for partition, stream_time, idle in calls.progress(assigned, config.limits.idle_seconds):
             value = records.progress_record(partition, stream_time, idle)
             for target in range(settings.outcome_partitions):
@@ -133,9 +142,17 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
 
     @app.timer(settings.emit_every_seconds)
     async def emit_closed_intervals() -> None:
-        for key, block in queues.due_intervals(config.limits.idle_seconds):
-            await intervals.send(key=key.encode(), value=orjson.dumps(block))
-            health.intervals_emitted += 1
+        due = queues.due_intervals(config.limits.idle_seconds)
+        deliveries = [await intervals.send(key=key.encode(), value=orjson.dumps(block)) for _, _, key, block in due]
+        # Awaited, so "no interval pending" (/api/queues, `streamer replay --wait`) means on the topic.
+        results = await asyncio.gather(*deliveries, return_exceptions=True)
+        for (queue, start, key, _), result in zip(due, results, strict=True):
+            ok = not isinstance(result, BaseException)
+            queues.delivered(queue, start, ok)
+            if ok:
+                health.intervals_emitted += 1
+            else:
+                log.warning("interval %s not written (%r); it is sent again", key, result)
 
     @app.task
     async def bound_shutdown() -> None:
@@ -149,6 +166,12 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
 
     @app.on_rebalance_complete.connect
     async def on_recovered(app: faust.App, **kwargs: Any) -> None:
+        # The stages load their partitions' state now, not at their first record: a restarted worker
+        # serves its queues (and emits the intervals its predecessor left unwritten) at once.
+        for partition in assigned_partitions(app, settings.events_topic):
+            calls.tracker(partition)
+        for partition in assigned_partitions(app, settings.outcomes_topic):
+            queues.partition_states(partition)
         # Faust logs the steps of a recovery; this is the figure to watch: assignment to ready.
         started = assigned_at.pop("at", None)
         if started is not None:
@@ -156,6 +179,7 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app: faust.App, revoked: set, **kwargs: Any) -> None:
+        await routes.idle()  # the batch in flight finishes before its partition is handed over
         calls.forget_partitions({tp.partition for tp in revoked if tp.topic == settings.events_topic})
         queues.forget_partitions({tp.partition for tp in revoked if tp.topic == settings.outcomes_topic})
 
@@ -163,18 +187,6 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
 
     install_pages(app, pipeline)
     return app
-
-
-def assigned_parts(app: faust.App, topic: str, batch: list[Any]) -> dict[int, list[Any]]:
-    """A batch's events grouped by partition, each group in offset order, without the partitions this
-    worker no longer owns: a batch gathered before a rebalance is read again by their new owner, and
-    acting on it here would recreate state (and stale metric series) for partitions owned elsewhere."""
-    assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
-    groups: dict[int, list[Any]] = {}
-    for event in batch:
-        if event.message.partition in assigned:
-            groups.setdefault(event.message.partition, []).append(event)
-    return groups
 
 
 def consumer_lag(app: faust.App) -> dict[tuple[str, int], int]:

@@ -1,9 +1,10 @@
 """Stage 1: track calls. Events keyed by call id in, facts keyed by queue out (to stage 2).
 
-Per owned partition of `call-events`: a `CallTracker` over an in-memory mirror of the partition's
-calls, written back to the Faust table once per key per batch. Invalid, rejected and late events go
-to the dead-letter topic with their reason; nothing stops the worker. Each partition's stream time is
-published to every stage-2 partition, so stage 2 can hold a watermark.
+Per owned partition of `call-events`, a batch at a time (`handle`, called by the bulk consumer): a
+`CallTracker` over an in-memory mirror of the partition's calls, written back to the call table once
+per key per batch. Invalid, rejected and late events go to the dead-letter topic with their reason;
+nothing stops the worker. Each partition's stream time is published to every stage-2 partition, so
+stage 2 can hold a watermark.
 """
 
 from __future__ import annotations
@@ -11,79 +12,67 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiokafka.partitioner import murmur2
 
+from streamer.app import records as wire
 from streamer.app.health import Health
 from streamer.core import events as ev
 from streamer.core.calls import CallState
 from streamer.core.config import Config
+from streamer.core.partitioning import partition_of
 from streamer.core.tracker import DUPLICATE, INVALID, PROCESSED, CallTracker
 
 log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where stage 1's records go: facts to `call-outcomes` (partitioned by queue, as Kafka's default
+    partitioner would), dead letters to the DLQ, rows through `write(partition, changes)`; `batches()`
+    gathers records to deliver together (streamer/app/bulk.py `Batches`)."""
+
+    outcomes_topic: str
+    outcome_partitions: int
+    dlq_topic: str
+    dlq_partitions: int
+    batches: Callable[[], Any]
+    write: Callable[[int, dict[str, bytes | None]], Awaitable[None]]
+
 
 CALL_ROW = "c:"
 CLOCK_ROW = "t:"
 
 
-def partition_of(key: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives `key` (murmur2, as the Java client and aiokafka)."""
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
-
-
-def newer_row(local: bytes | None, incoming: bytes | None) -> bool:
-    """Whether a changelog record read back into the table (recovery, standby) replaces the local row.
-
-    After a crash the local store can hold rows newer than the changelog records Faust re-reads (it
-    re-reads from the last offset it saw acknowledged); the row with the newer input offset wins, so
-    recovery never turns a row back to an older version than its partition's "t:" row implies."""
-    if local is None or incoming is None:
-        return True
-    return orjson.loads(incoming)[1] >= orjson.loads(local)[1]
-
-
-class DirtyDict(MutableMapping[str, CallState]):
-    """A dict that remembers which keys changed since the last `take_changes()`, and their value before."""
+class DirtyDict(dict):
+    """A dict that remembers which keys were set or deleted since the last `take_changes()`, and their
+    value before. Reads are a plain dict's; only `d[k] = v` and `del d[k]` are tracked (the tracker
+    uses nothing else to change its store)."""
 
     def __init__(self, data: dict[str, CallState]) -> None:
-        self.data = data
+        super().__init__(data)
         self.before: dict[str, CallState | None] = {}
 
-    def __getitem__(self, key: str) -> CallState:
-        return self.data[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
     def __setitem__(self, key: str, value: CallState) -> None:
-        self.touch(key)
-        self.data[key] = value
+        if key not in self.before:
+            self.before[key] = self.get(key)
+        super().__setitem__(key, value)
 
     def __delitem__(self, key: str) -> None:
-        self.touch(key)
-        del self.data[key]
+        if key not in self.before:
+            self.before[key] = self.get(key)
+        super().__delitem__(key)
 
     def touch(self, key: str) -> None:
         """Mark `key` to be written at the next flush, with its current value as the one before."""
         if key not in self.before:
-            self.before[key] = self.data.get(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.data)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def values(self):  # type: ignore[override]
-        return self.data.values()
+            self.before[key] = self.get(key)
 
     def take_changes(self) -> list[tuple[str, CallState | None, CallState | None]]:
         """(key, value now or None when deleted, value before the changes) of every key changed."""
-        changes = [(key, self.data.get(key), before) for key, before in self.before.items()]
+        changes = [(key, self.get(key), before) for key, before in self.before.items()]
         self.before = {}
         return changes
 
@@ -112,9 +101,11 @@ class CallStage:
     as the first run did and sends the same facts again, which stage 2 counts once (`QueueState`).
     """
 
-    def __init__(self, config: Config, call_table: Any, partitions: int, health: Health) -> None:
+    def __init__(self, config: Config, rows: Callable[[int], Iterable[tuple[str, bytes]]], partitions: int,
+                 health: Health) -> None:
+        """`rows(partition)`: the call table's rows of a partition, as stored."""
         self.config = config
-        self.table = call_table
+        self.rows = rows
         self.partitions = partitions
         self.health = health
         self.trackers: dict[int, CallTracker] = {}
@@ -127,15 +118,16 @@ class CallStage:
         tracker = self.trackers.get(partition)
         if tracker is None:
             started = time.monotonic()
-            clock = self.table.get(CLOCK_ROW + str(partition))
-            _, applied, stream_time = orjson.loads(clock) if clock is not None else (partition, -1, 0)
+            rows = [(key, orjson.loads(raw)) for key, raw in self.rows(partition)]
+            clock = next((row for key, row in rows if key == CLOCK_ROW + str(partition)), None)
+            _, applied, stream_time = clock if clock is not None else (partition, -1, 0)
             calls: dict[str, CallState] = {}
             rolled_back: list[str] = []
             forgotten: set[str] = set()
-            for key, raw in self.table.items():
+            for key, row in rows:
                 if not key.startswith(CALL_ROW):
                     continue
-                row_partition, offset, state, before = orjson.loads(raw)
+                row_partition, offset, state, before = row
                 if row_partition != partition:
                     continue
                 call_id = key[len(CALL_ROW):]
@@ -203,32 +195,55 @@ class CallStage:
                 out.dead.append((index, outcome.reason, f"{outcome.result}: {outcome.reason}"))
         return out
 
-    def flush(self, partition: int, offset: int, output: BatchOutput) -> bool:
-        """Write the partition's changed calls, then its "t:" row: everything up to `offset` is done.
+    def flush(self, partition: int, offset: int, output: BatchOutput) -> dict[str, bytes | None] | None:
+        """The table writes that record the batch: the partition's changed calls, then its "t:" row
+        (everything up to `offset` is done), in the order they must land. None when the partition was
+        revoked since `process` (its new owner reads the batch again).
 
-        Call only once the batch's facts and dead letters are delivered. Writes nothing (False) when
-        the partition was revoked since `process` (its new owner reads the batch again). Runs with one
-        of the partition's events as Faust's current event (see faust_compat)."""
+        Persist them only once the batch's facts and dead letters are delivered."""
         tracker = self.trackers.get(partition)
         if tracker is not output.tracker:
-            return False
+            return None
         offset = max(offset, self.applied[partition])
-        calls = tracker.store.data  # type: ignore[attr-defined]
-        for call_id in self.forgotten.pop(partition, set()) - calls.keys():
-            self.table.pop(CALL_ROW + call_id, None)
+        calls = tracker.store
+        changes: dict[str, bytes | None] = {}
+        for call_id in self.forgotten.get(partition, set()) - calls.keys():
+            changes[CALL_ROW + call_id] = None
         forgotten = set()
         for call_id, state, before in tracker.store.take_changes():  # type: ignore[attr-defined]
             if state is None and before is None:
-                self.table.pop(CALL_ROW + call_id, None)
+                changes[CALL_ROW + call_id] = None
                 continue
-            self.table[CALL_ROW + call_id] = orjson.dumps([partition, offset, state.to_list() if state else None,
-                                                           before.to_list() if before else None])
+            changes[CALL_ROW + call_id] = orjson.dumps([partition, offset, state.to_list() if state else None,
+                                                        before.to_list() if before else None])
             if state is None:
                 forgotten.add(call_id)  # kept one flush longer, so an unfinished next batch can roll back to it
-        self.table[CLOCK_ROW + str(partition)] = orjson.dumps([partition, offset, tracker.stream_time])
+        changes[CLOCK_ROW + str(partition)] = orjson.dumps([partition, offset, tracker.stream_time])
         self.applied[partition] = offset
         self.forgotten[partition] = forgotten
-        return True
+        return changes
+
+    async def handle(self, partition: int, records: list[Any], out: Outputs) -> None:
+        """One partition batch of `call-events` records, end to end: facts per queue and dead letters
+        delivered first, then the call table's rows. A crash anywhere in between leaves rows that
+        recovery rolls back to the last complete batch, whose replay sends the same facts again."""
+        output = self.process(partition, [(record.offset, record.value) for record in records])
+        batches = out.batches()
+        for queue in output.facts.keys() | output.agents.keys():
+            key = queue.encode()
+            batches.add(out.outcomes_topic, partition_of(key, out.outcome_partitions), key,
+                        wire.batch_record(output.facts.get(queue, []), output.agents.get(queue, [])))
+        for index, reason, detail in output.dead:
+            record = records[index]
+            dlq_partitions = out.dlq_partitions
+            target = partition_of(record.key, dlq_partitions) if record.key else record.partition % dlq_partitions
+            batches.add(out.dlq_topic, target, record.key, record.value, wire.dead_letter_headers(
+                reason, detail, record.topic, record.partition, record.offset))
+        await batches.deliver()
+        changes = self.flush(partition, records[-1].offset, output)
+        if changes is not None:
+            await out.write(partition, changes)
+            self.published[partition] = output.tracker.stream_time
 
     def progress(self, assigned: set[int], idle_seconds: float) -> list[tuple[int, int | None, bool]]:
         """(partition, stream time, idle) of every assigned partition, for stage 2's watermark.

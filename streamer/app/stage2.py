@@ -1,6 +1,6 @@
-"""Stage 2: aggregate per queue. Facts keyed by queue in; minute buckets, totals, the live queue and
-agents kept per owned queue (a `QueueState` in memory, changes written to tables once per key per
-batch); closed intervals out.
+"""Stage 2: aggregate per queue. Facts keyed by queue in, a partition batch at a time (`handle`, called
+by the bulk consumer); minute buckets, totals, the live queue and agents kept per owned queue (a
+`QueueState` in memory, changes written to tables once per key per batch); closed intervals out.
 
 Time here is a watermark: the minimum stream time over every stage-1 partition, so an interval never
 closes only because one upstream partition ran ahead of the others. A queue idle for the idle period
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,15 +20,22 @@ import orjson
 
 from streamer.app import records
 from streamer.app.health import Health
-from streamer.app.stage1 import partition_of
 from streamer.core import counters
 from streamer.core.calls import ENTERED, Fact
 from streamer.core.config import Config
+from streamer.core.partitioning import partition_of
 from streamer.core.queues import QueueState
 from streamer.core.tracker import LATE
 
 PAST_RETENTION = "past_retention"  # a fact for a minute already folded into the totals' base
-BASE = "base"
+# Row kinds of the queue-state table; keys are QUEUE, KIND and ID joined by a unit separator, which no
+# queue name can hold (names are printable), so any id parses back.
+SEP = "\x1f"
+BUCKET, BASE, WAITING, AGENT = "m", "base", "w", "a"
+
+
+def row_key(queue: str, kind: str, ident: object = "") -> str:
+    return f"{queue}{SEP}{kind}{SEP}{ident}"
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +55,18 @@ class PendingWrites:
 
 
 class QueueStage:
-    def __init__(self, config: Config, tables: dict[str, Any], upstream_partitions: int, partitions: int,
-                 health: Health) -> None:
+    def __init__(self, config: Config, rows: Callable[[int], Iterable[tuple[str, bytes]]],
+                 upstream_partitions: int, partitions: int, health: Health) -> None:
+        """`rows(partition)`: a partition's rows of the queue-state table, as stored. One table, so one
+        changelog partition holds a batch's writes in the order they were made:
+
+          QUEUE␟m␟MINUTE   [counts, keys of the facts counted]
+          QUEUE␟base␟      [counts folded away, first minute kept]
+          QUEUE␟w␟VISIT    [enqueued ms, kind]: a caller or callback marker waiting
+          QUEUE␟a␟AGENT    the agent's state
+        """
         self.config = config
-        # "queue|minute" -> [counts, keys of the facts counted]; "queue|base" -> [counts folded away,
-        # first minute kept]: one table, so a prune's base write precedes its deletes in one changelog
-        self.buckets = tables["buckets"]
-        self.waiting = tables["waiting"]  # "queue|visit" -> [enqueued ms, kind]
-        self.agents = tables["agents"]  # "queue|agent" -> state
+        self.rows = rows
         self.upstream_partitions = upstream_partitions
         self.partitions = partitions
         self.health = health
@@ -62,6 +75,8 @@ class QueueStage:
         self.progress: dict[int, dict[int, tuple[int | None, bool]]] = {}
         self.pending: dict[int, PendingWrites] = {}
         self.last_fact_wall: dict[str, float] = {}
+        self.applied: dict[int, int] = {}  # partition -> offset of the last record applied and flushed
+        self.sending: Counter[str] = Counter()  # queue -> intervals handed to the producer, not yet delivered
         self._next_prune: dict[str, int] = {}
 
     # --- ownership ------------------------------------------------------------------------------
@@ -80,8 +95,10 @@ class QueueStage:
         for partition in partitions:
             for queue in self.owned.pop(partition, {}):
                 self.last_fact_wall.pop(queue, None)
+                self.sending.pop(queue, None)
             self.progress.pop(partition, None)
             self.pending.pop(partition, None)
+            self.applied.pop(partition, None)
 
     def _recover(self, partition: int) -> dict[str, QueueState]:
         started = time.monotonic()
@@ -95,22 +112,19 @@ class QueueStage:
                 state = states[queue] = QueueState(queue, self.config.for_queue(queue))
             return state
 
-        for key, raw in self.buckets.items():
-            queue, _, minute = key.rpartition("|")
-            if (state := state_of(queue)) is not None:
-                if minute == BASE:
-                    state.restore_base(orjson.loads(raw))
-                else:
-                    state.restore_bucket(int(minute), orjson.loads(raw))
-        for key, raw in self.waiting.items():
-            queue, _, visit = key.partition("|")
-            if (state := state_of(queue)) is not None:
-                enqueued, kind = orjson.loads(raw)
-                state.waiting[visit] = (enqueued, kind)
-        for key, raw in self.agents.items():
-            queue, _, agent = key.partition("|")
-            if (state := state_of(queue)) is not None:
-                state.agents[agent] = raw.decode()
+        for key, raw in self.rows(partition):
+            queue, kind, ident = key.split(SEP, 2)
+            if (state := state_of(queue)) is None:
+                continue
+            if kind == BUCKET:
+                state.restore_bucket(int(ident), orjson.loads(raw))
+            elif kind == BASE:
+                state.restore_base(orjson.loads(raw))
+            elif kind == WAITING:
+                enqueued, waiting_kind = orjson.loads(raw)
+                state.waiting[ident] = (enqueued, waiting_kind)
+            elif kind == AGENT:
+                state.agents[ident] = raw.decode()
         pending = self.pending.setdefault(partition, PendingWrites())
         for queue, state in states.items():
             pending.pruned.update((queue, minute) for minute in state.finish_restore())
@@ -121,7 +135,7 @@ class QueueStage:
 
     # --- processing -----------------------------------------------------------------------------
 
-    def handle(self, key: str, value: bytes, partition: int) -> None:
+    def handle_record(self, key: str, value: bytes, partition: int) -> None:
         """Apply one record in memory; its table writes wait for `flush(partition)`."""
         states = self.partition_states(partition)
         record = records.decode(value)
@@ -179,35 +193,42 @@ class QueueStage:
         if state.kept_from != kept_from:
             pending.bases.add(state.queue)
 
-    def flush(self, partition: int) -> None:
-        """Write what changed in the partition since the last flush, one write per key.
-
-        The live queue and agents first: a bucket row persisted means its facts' waiting changes
-        are too, so a replay that finds a fact counted can skip them. Then a prune's base before its
-        deletes. Runs with one of the partition's events as Faust's current event (see faust_compat)."""
+    def flush(self, partition: int) -> dict[str, bytes | None]:
+        """The queue-state rows changed in the partition since the last flush, one write per key, in the
+        order they must land: the live queue and agents first (a bucket row persisted means its facts'
+        waiting changes are too, so a replay that finds a fact counted can skip them), then the buckets,
+        a prune's base before its deletes."""
         pending = self.pending.get(partition)
         if pending is None:
-            return
+            return {}
         states = self.owned[partition]
+        changes: dict[str, bytes | None] = {}
         for queue, visit in pending.waiting_added:
             entry = states[queue].waiting.get(visit)
             if entry is not None:
-                self.waiting[f"{queue}|{visit}"] = orjson.dumps(entry)
+                changes[row_key(queue, WAITING, visit)] = orjson.dumps(entry)
         for queue, visit in pending.waiting_removed:
-            self.waiting.pop(f"{queue}|{visit}", None)
+            changes[row_key(queue, WAITING, visit)] = None
         for queue, agent in pending.agents:
             agent_state = states[queue].agents.get(agent)
-            if agent_state is None:
-                self.agents.pop(f"{queue}|{agent}", None)
-            else:
-                self.agents[f"{queue}|{agent}"] = agent_state.encode()
+            changes[row_key(queue, AGENT, agent)] = None if agent_state is None else agent_state.encode()
         for queue in pending.bases:
-            self.buckets[f"{queue}|{BASE}"] = orjson.dumps(states[queue].base_row())
+            changes[row_key(queue, BASE)] = orjson.dumps(states[queue].base_row())
         for queue, minute in pending.buckets:
-            self.buckets[f"{queue}|{minute}"] = orjson.dumps(states[queue].bucket_row(minute))
+            changes[row_key(queue, BUCKET, minute)] = orjson.dumps(states[queue].bucket_row(minute))
         for queue, minute in pending.pruned:
-            self.buckets.pop(f"{queue}|{minute}", None)
+            changes[row_key(queue, BUCKET, minute)] = None
         self.pending[partition] = PendingWrites()
+        return changes
+
+    async def handle(self, partition: int, records: list[Any],
+                     write: Callable[[int, dict[str, bytes | None]], Awaitable[None]]) -> None:
+        """One partition batch of `call-outcomes` records: applied in memory, then the table written."""
+        for record in records:
+            key = record.key
+            self.handle_record(key.decode() if key is not None else "", record.value, partition)
+        await write(partition, self.flush(partition))
+        self.applied[partition] = records[-1].offset
 
     # --- closing intervals ----------------------------------------------------------------------
 
@@ -222,18 +243,39 @@ class QueueStage:
         times = [t for t, _ in known.values() if t is not None]
         return max(times) if times else None
 
-    def due_intervals(self, idle_seconds: float) -> list[tuple[str, dict[str, Any]]]:
-        """Closed intervals to write now, as (key, document); marks them emitted."""
+    def is_idle(self, queue: str, idle_seconds: float, now: float | None = None) -> bool:
+        """No fact for the queue for `idle_seconds` of wall clock: its intervals close without waiting
+        for the watermark."""
+        now = time.monotonic() if now is None else now
+        return now - self.last_fact_wall.get(queue, 0.0) >= idle_seconds
+
+    def due_intervals(self, idle_seconds: float) -> list[tuple[str, int, str, dict[str, Any]]]:
+        """Closed intervals to write now, as (queue, start, key, document). Each counts as sending until
+        `delivered` says how its write went."""
         out = []
         now = time.monotonic()
         grace = self.config.limits.grace_ms
         for partition, states in self.owned.items():
             watermark = self.watermark(partition)
             for queue, state in states.items():
-                idle = now - self.last_fact_wall.get(queue, 0.0) >= idle_seconds
-                for start in state.due_intervals(watermark, grace, idle):
+                for start in state.due_intervals(watermark, grace, self.is_idle(queue, idle_seconds, now)):
                     state.dirty.discard(start)
                     if not counters.is_empty(state.interval_counts(start)):
                         block = state.closed_interval(start)
-                        out.append((f"{queue}|{block['start']}", block))
+                        out.append((queue, start, f"{queue}|{block['start']}", block))
+                        self.sending[queue] += 1
         return out
+
+    def delivered(self, queue: str, start: int, ok: bool) -> None:
+        """The write of an interval from `due_intervals` ended; a failed one is due again (the topic must
+        end with every interval's newest counts)."""
+        if self.sending[queue] > 0:
+            self.sending[queue] -= 1
+        state = self.queues().get(queue)
+        if not ok and state is not None:
+            state.dirty.add(start)
+
+    def pending_intervals(self, queue: str) -> int:
+        """Intervals of the queue whose newest counts are not on the intervals topic yet."""
+        state = self.queues().get(queue)
+        return (len(state.dirty) if state is not None else 0) + self.sending.get(queue, 0)

@@ -21,9 +21,8 @@ class BenchContext:
     worker_source: Path | None = None
     processes: list[WorkerProcess] = field(default_factory=list)
 
-    @property
-    def history_topic(self) -> str:
-        return f"{self.tag}-history"
+    def history_topic(self, workload: str) -> str:
+        return f"{self.tag}-history-{workload}"
 
     def worker_group(self, role: str, members: int = 1, events_topic: str | None = None) -> list[WorkerProcess]:
         """`members` workers of one new consumer group (app id `TAG-ROLE`), each with its own data dir,

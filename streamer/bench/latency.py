@@ -24,10 +24,10 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from itertools import count
 
-from streamer.app.stage1 import partition_of
 from streamer.bench import stream
 from streamer.bench.scrape import metric_sum
 from streamer.bench.worker import WorkerProcess
+from streamer.core.partitioning import partition_of
 from streamer.sources.kafka_sink import send_events
 
 PROBE_EVERY_SECONDS = 0.05

@@ -1,6 +1,7 @@
-"""The whole bench in order: produce the history, then per repeat the ceiling and a worker's
-throughput, then recovery of the last worker, latency at a paced rate, and memory; every figure with
-its target, and the context the figures need (load, machine, settings)."""
+"""The whole bench in order: per workload (the demo day, a call-only workload) produce the history,
+then per repeat the ceiling and a worker's throughput, then recovery of the last worker; then latency
+at a paced rate, and memory; every figure with its target, and the context the figures need (load,
+machine, settings)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamer.bench import latency, memory, recovery, stream, throughput
+from streamer.bench import latency, memory, recovery, soak, stream, throughput
 from streamer.bench.broker import broker, create_topic, delete_topics, produce
 from streamer.bench.ceiling import ceiling_events_per_second
 from streamer.bench.context import BenchContext
@@ -22,12 +23,17 @@ from streamer.bench.profile import Profile
 from streamer.bench.report import Figure, Target
 from streamer.bench.worker import WorkerProcess, package_root
 
-MEASUREMENTS = ("throughput", "recovery", "latency", "memory")
+MEASUREMENTS = ("throughput", "recovery", "latency", "memory", "soak")
+# The soak reads a simulated week: it runs only when asked for (--only soak).
+DEFAULT_MEASUREMENTS = ("throughput", "recovery", "latency", "memory")
+WORKLOAD_LABELS = {"demo": "demo day", "calls": "call-only"}
+KEY_PREFIX = {"demo": "", "calls": "calls_"}  # the demo's figures keep the keys they always had
 
-EVENTS_PER_SECOND_TARGET = Target(True, 15_000)
-CEILING_SHARE_TARGET = Target(True, 0.25)
-P99_LATENCY_TARGET = Target(False, 0.5)
+CEILING_SHARE_TARGET = Target(True, 0.05)
+P99_LATENCY_TARGET = Target(False, 0.25)
 BYTES_PER_CALL_TARGET = Target(False, 2048)
+BYTES_PER_QUEUE_TARGET = Target(False, 20 * 1024)
+RECOVERY_TARGET = Target(False, 5.0)
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,9 @@ class BenchOptions:
     queues: int = 200
     memory_warmup_events: int = 5_000
     seed: int = 1
-    measurements: tuple[str, ...] = MEASUREMENTS
+    soak_days: float = 7.0
+    measurements: tuple[str, ...] = DEFAULT_MEASUREMENTS
+    workloads: tuple[str, ...] = stream.WORKLOADS
     bootstrap: str | None = None
     broker_port: int | None = None
     workdir: Path | None = None
@@ -51,7 +59,7 @@ class BenchOptions:
     worker_source: Path | None = None
 
 
-QUICK = {"events": 6_000, "repeats": 1, "latency_seconds": 4.0, "latency_warmup_seconds": 1.0, "inflight": 2_000,
+QUICK = {"events": 30_000, "repeats": 1, "latency_seconds": 4.0, "latency_warmup_seconds": 1.0, "inflight": 2_000,
          "queues": 20, "memory_warmup_events": 500}
 
 
@@ -108,48 +116,62 @@ def _measure(ctx: BenchContext, options: BenchOptions, result: BenchResult) -> N
         _latency(ctx, options, result)
     if "memory" in wanted:
         _memory(ctx, options, result)
+    if "soak" in wanted:
+        run = soak.measure(ctx, options.soak_days, options.seed)
+        result.figures += soak.figures(run)
+        result.context.update(soak.context(run))
 
 
 def _throughput(ctx: BenchContext, options: BenchOptions, result: BenchResult, with_recovery: bool) -> None:
-    history = _produce_history(ctx, options, result)
-    last_group = _repeats(ctx, options, history, result, keep_last=with_recovery)
-    if with_recovery:
-        _recovery(ctx, last_group, history, result)
-    if options.profile is not None:
-        ctx.say(f"profile: one more worker run under py-spy ({options.profile})")
-        profiled = throughput.measure(ctx.worker_group("profile", 1, ctx.history_topic), history,
-                                      profile_to=options.profile)
-        result.profile = profiled.profile
-        result.context["profiled_events_per_second"] = profiled.events_per_second
-    ctx.stop_all()
+    for workload in options.workloads:
+        history = _produce_history(ctx, options, result, workload)
+        last_group = _repeats(ctx, options, history, result, workload, keep_last=with_recovery)
+        if with_recovery:
+            _recovery(ctx, last_group, history, result, workload)
+        if options.profile is not None:
+            to = options.profile if workload == options.workloads[0] else \
+                options.profile.with_name(f"{options.profile.stem}-{workload}{options.profile.suffix}")
+            ctx.say(f"profile: one more worker run on the {WORKLOAD_LABELS[workload]} under py-spy ({to})")
+            profiled = throughput.measure(ctx.worker_group(f"profile-{workload}", 1, ctx.history_topic(workload)),
+                                          history, profile_to=to)
+            if result.profile is None:
+                result.profile = profiled.profile
+            result.context[f"{KEY_PREFIX[workload]}profiled_events_per_second"] = profiled.events_per_second
+        ctx.stop_all()
 
 
-def _produce_history(ctx: BenchContext, options: BenchOptions, result: BenchResult) -> stream.History:
-    history = stream.history(options.events, options.seed)
-    ctx.say(f"history: {history.count:,} demo events ({history.entered:,} queue visits on "
-            f"{', '.join(history.queues)}; {history.simulated_hours:.0f} simulated hours)")
-    create_topic(ctx.bootstrap, ctx.history_topic, options.partitions)
-    produced = produce(stream.history_events(options.events, options.seed), ctx.bootstrap, ctx.history_topic)
-    ctx.say(f"produced to {ctx.history_topic} ({options.partitions} partitions) at {produced:,.0f} events/s")
+def _produce_history(ctx: BenchContext, options: BenchOptions, result: BenchResult,
+                     workload: str) -> stream.History:
+    history = stream.history(options.events, options.seed, workload)
+    topic = ctx.history_topic(workload)
+    ctx.say(f"history ({WORKLOAD_LABELS[workload]}): {history.count:,} events ({history.entered:,} queue visits "
+            f"on {len(history.queues)} queues; {history.simulated_hours:.1f} simulated hours)")
+    create_topic(ctx.bootstrap, topic, options.partitions)
+    produced = produce(stream.history_events(options.events, options.seed, workload), ctx.bootstrap, topic)
+    ctx.say(f"produced to {topic} ({options.partitions} partitions) at {produced:,.0f} events/s")
+    prefix = KEY_PREFIX[workload]
     result.context.update(events=history.count, repeats=options.repeats, workers=options.workers,
-                          produce_events_per_second=produced, stream_queue_visits=history.entered,
-                          simulated_hours=history.simulated_hours)
+                          workloads=list(options.workloads))
+    result.context.update({f"{prefix}produce_events_per_second": produced, f"{prefix}stream_queue_visits":
+                           history.entered, f"{prefix}simulated_hours": history.simulated_hours,
+                           f"{prefix}queues": len(history.queues)})
     return history
 
 
 def _repeats(ctx: BenchContext, options: BenchOptions, history: stream.History, result: BenchResult,
-             keep_last: bool) -> list[WorkerProcess]:
+             workload: str, keep_last: bool) -> list[WorkerProcess]:
     """The ceiling and a worker group's throughput, per repeat; the last group is left running when
     `keep_last` (recovery restarts it)."""
     ceilings: list[float] = []
     runs: list[throughput.ThroughputRun] = []
     group: list[WorkerProcess] = []
+    topic, label, prefix = ctx.history_topic(workload), WORKLOAD_LABELS[workload], KEY_PREFIX[workload]
     for repeat in range(1, options.repeats + 1):
-        ceilings.append(ceiling_events_per_second(ctx.bootstrap, ctx.history_topic, history.count))
-        ctx.say(f"repeat {repeat}: ceiling {ceilings[-1]:,.0f} events/s")
-        group = ctx.worker_group(f"throughput{repeat}", options.workers, ctx.history_topic)
+        ceilings.append(ceiling_events_per_second(ctx.bootstrap, topic, history.count))
+        ctx.say(f"{label}, repeat {repeat}: ceiling {ceilings[-1]:,.0f} events/s")
+        group = ctx.worker_group(f"throughput-{workload}{repeat}", options.workers, topic)
         runs.append(run := throughput.measure(group, history))
-        ctx.say(f"repeat {repeat}: {options.workers} worker(s) {run.events_per_second:,.0f} events/s over "
+        ctx.say(f"{label}, repeat {repeat}: {options.workers} worker(s) {run.events_per_second:,.0f} events/s over "
                 f"{run.seconds:.1f} s, {100 * run.window_share:.0f} % of the stream "
                 f"({run.events_per_cpu_second:,.0f} per CPU second)")
         if run.window_share < 0.5:
@@ -159,28 +181,34 @@ def _repeats(ctx: BenchContext, options: BenchOptions, history: stream.History, 
             for worker in group:
                 worker.stop()
     result.figures += [
-        Figure("events_per_second", "worker throughput, both stages", "events/s",
-               tuple(r.events_per_second for r in runs), EVENTS_PER_SECOND_TARGET),
-        Figure("ceiling_events_per_second", "ceiling: plain consumer + orjson", "events/s", tuple(ceilings)),
-        Figure("ceiling_share", "worker throughput / ceiling", "ratio",
+        Figure(f"{prefix}events_per_second", f"{label}: worker throughput, both stages", "events/s",
+               tuple(r.events_per_second for r in runs)),
+        Figure(f"{prefix}ceiling_events_per_second", f"{label}: ceiling, plain consumer + orjson", "events/s",
+               tuple(ceilings)),
+        Figure(f"{prefix}ceiling_share", f"{label}: worker throughput / ceiling", "ratio",
                tuple(r.events_per_second / c for r, c in zip(runs, ceilings, strict=True)), CEILING_SHARE_TARGET),
-        Figure("events_per_cpu_second", "worker events per CPU second", "events/s",
+        Figure(f"{prefix}events_per_cpu_second", f"{label}: worker events per CPU second", "events/s",
                tuple(r.events_per_cpu_second for r in runs)),
-        Figure("worker_rss_bytes", "worker RSS after the stream", "bytes", tuple(float(r.rss_bytes) for r in runs)),
+        Figure(f"{prefix}worker_rss_bytes", f"{label}: worker RSS after the stream", "bytes",
+               tuple(float(r.rss_bytes) for r in runs)),
     ]
     return group
 
 
-def _recovery(ctx: BenchContext, group: list[WorkerProcess], history: stream.History, result: BenchResult) -> None:
+def _recovery(ctx: BenchContext, group: list[WorkerProcess], history: stream.History, result: BenchResult,
+              workload: str) -> None:
     for worker in group[1:]:
         worker.stop()  # the restarted member alone owns every partition, so it lists every queue
-    ctx.say("recovery: restarting the last worker on its data dir")
+    label, prefix = WORKLOAD_LABELS[workload], KEY_PREFIX[workload]
+    ctx.say(f"{label}, recovery: restarting the last worker on its data dir")
     run = recovery.measure(group[0], ctx.restart_of(group[0]), history)
     result.figures += [
-        Figure("recovery_seconds", "recovery: start → queues served", "s", (run.queues_seconds,)),
-        Figure("ready_seconds", "recovery: start → Faust ready", "s", (run.ready_seconds,)),
+        Figure(f"{prefix}recovery_seconds", f"{label}: recovery, start → queues served", "s", (run.queues_seconds,),
+               RECOVERY_TARGET),
+        Figure(f"{prefix}ready_seconds", f"{label}: recovery, start → Faust ready", "s", (run.ready_seconds,)),
     ]
-    result.context.update(recovery_stop_seconds=run.stop_seconds, recovery_state_intact=run.state_intact)
+    result.context.update({f"{prefix}recovery_stop_seconds": run.stop_seconds,
+                           f"{prefix}recovery_state_intact": run.state_intact})
     if not run.state_intact:
         ctx.say(f"recovery: entered totals {run.entered:.0f} after the restart, expected {run.expected_entered}")
 
@@ -210,7 +238,8 @@ def _memory(ctx: BenchContext, options: BenchOptions, result: BenchResult) -> No
     result.figures += [
         Figure("rss_bytes_per_inflight_call", f"RSS per waiting call ({options.inflight:,} calls)", "bytes",
                (run.bytes_per_call,), BYTES_PER_CALL_TARGET),
-        Figure("rss_bytes_per_queue", f"RSS per queue ({options.queues:,} queues)", "bytes", (run.bytes_per_queue,)),
+        Figure("rss_bytes_per_queue", f"RSS per queue ({options.queues:,} queues)", "bytes", (run.bytes_per_queue,),
+               BYTES_PER_QUEUE_TARGET),
     ]
     result.context.update(memory_rss_before_bytes=run.rss_before, memory_rss_with_calls_bytes=run.rss_with_calls,
                           memory_rss_with_queues_bytes=run.rss_with_queues)

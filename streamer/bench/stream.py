@@ -1,6 +1,8 @@
-"""The benchmark's traffic, all from the simulator's demo day (four queues, shifts, callbacks, overflow):
+"""The benchmark's traffic: the simulator's demo day (four queues, shifts, callbacks, overflow, about
+half the events agent states), and a call-only workload (40 queues, three events per call, about
+13,000 calls in flight, no agent events):
 
-- history: the first N events of a run starting at a fixed past date, produced before the worker
+- history: the first N events of a workload starting at a fixed past date, produced before the worker
   starts (throughput, ceiling, recovery);
 - live: the same model's events restamped to the wall clock as they are sent (latency, warm-up);
 - waiting calls: `call.enqueued` with no end, so calls stay in the live queue (memory).
@@ -8,6 +10,8 @@
 
 from __future__ import annotations
 
+import heapq
+import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,15 +37,47 @@ class History:
     simulated_hours: float
 
 
-def history_events(count: int, seed: int) -> Iterator[Event]:
-    """The first `count` events of an endless demo run from HISTORY_START (calls still open at the
-    cut stay open: the worker sees them entered and waiting). The same every time for a seed."""
-    return islice(simulate(demo(), seed=seed, start_ms=parse_start(HISTORY_START), hours=None), count)
+WORKLOADS = ("demo", "calls")
+CALL_ONLY_QUEUES = 40
+CALL_ONLY_ARRIVALS_PER_SECOND = 22.0
+CALL_ONLY_MEAN_WAIT_MS = 60_000
+CALL_ONLY_MEAN_TALK_MS = 540_000  # with the wait, about 13,000 calls in flight at that arrival rate
 
 
-def history(count: int, seed: int) -> History:
+def call_only_events(seed: int, start_ms: int) -> Iterator[Event]:
+    """An endless call-only workload: Poisson arrivals over 40 queues, every call enqueued, answered
+    after an exponential wait and completed after an exponential talk; events in time order."""
+    rng = random.Random(seed)
+    pending: list[tuple[int, int, Event]] = []
+    at, n = start_ms, 0
+    while True:
+        at += int(rng.expovariate(CALL_ONLY_ARRIVALS_PER_SECOND / 1000)) + 1
+        while pending and pending[0][0] <= at:
+            yield heapq.heappop(pending)[2]
+        n += 1
+        call, queue = f"b{seed}-{n}", f"q{rng.randrange(CALL_ONLY_QUEUES):02d}"
+        answered = at + int(rng.expovariate(1 / CALL_ONLY_MEAN_WAIT_MS))
+        completed = answered + int(rng.expovariate(1 / CALL_ONLY_MEAN_TALK_MS)) + 1
+        yield {"event_id": f"{call}-1", "type": "call.enqueued", "ts": format_ts(at), "call_id": call,
+               "queue": queue}
+        for ts, order, etype in ((answered, 2, "call.answered"), (completed, 3, "call.completed")):
+            heapq.heappush(pending, (ts, n * 4 + order, {"event_id": f"{call}-{order}", "type": etype,
+                                                        "ts": format_ts(ts), "call_id": call, "queue": queue}))
+
+
+def history_events(count: int, seed: int, workload: str = "demo") -> Iterator[Event]:
+    """The first `count` events of an endless run of the workload from HISTORY_START (calls still
+    open at the cut stay open: the worker sees them entered and waiting). The same every time for a
+    seed."""
+    start = parse_start(HISTORY_START)
+    if workload == "calls":
+        return islice(call_only_events(seed, start), count)
+    return islice(simulate(demo(), seed=seed, start_ms=start, hours=None), count)
+
+
+def history(count: int, seed: int, workload: str = "demo") -> History:
     produced, entered, queues, last = 0, 0, set(), ""
-    for event in history_events(count, seed):
+    for event in history_events(count, seed, workload):
         produced += 1
         if event["type"] == "call.enqueued":
             entered += 1

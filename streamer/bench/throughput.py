@@ -60,7 +60,12 @@ def crossing(readings: list[Reading], value: Callable[[Reading], float], target:
 
 def sustained(readings: list[Reading], events: int, entered: int) -> tuple[float, float, Reading, Reading]:
     """(events per second, seconds, the first reading of the window, the first complete reading)."""
-    start = next(r for r in readings if r.all_counting)
+    first = next(i for i, r in enumerate(readings) if r.all_counting)
+    start = readings[first]
+    if start.events >= events and first > 0:
+        # Stage 1 was through the whole stream at its first reading: time from the reading before it,
+        # when nothing was counted yet (a lower bound, off by up to one reading period).
+        start = readings[first - 1]
     end = next(r for r in readings if r.events >= events and r.entered >= entered)
     if end.at <= start.at:
         raise ValueError(f"the workers processed the whole stream ({events} events) between two readings "

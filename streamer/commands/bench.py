@@ -12,10 +12,13 @@ DESCRIPTION = """\
 Measure real `streamer worker` processes against a real broker, with the simulator's demo traffic:
 
   1. the ceiling: a plain aiokafka consumer reading and decoding (orjson) the benchmark topic;
-  2. a worker's sustained throughput through both stages to updated tables (events/s);
+  2. a worker's sustained throughput through both stages to updated tables (events/s), on two
+     workloads: the demo day and a call-only workload (many queues, many calls in flight);
   3. end-to-end latency, event produced -> visible in /metrics, at a paced rate;
   4. memory: RSS growth per waiting (in-flight) call and per queue;
-  5. recovery: a restarted worker's time to serve its queues again.
+  5. recovery: a restarted worker's time to serve its queues again;
+  6. (only with --only soak) a simulated week through one worker: RSS, live table keys and data dir
+     at every simulated midnight, flat after the first day when state is bounded.
 
 Throughput and the ceiling are medians over --repeats. The broker: --bootstrap, else
 $KAFKA_BOOTSTRAP_SERVERS, else a local broker started for the run on a port of its own (and stopped at
@@ -28,6 +31,7 @@ examples:
   streamer bench --quick                           # a small run, as in CI
   streamer bench --only throughput --repeats 5 --partitions 8
   streamer bench --only throughput --profile worker.txt   # py-spy's collapsed stacks + top costs
+  streamer bench --only soak                       # a simulated week through one worker: state stays flat
   git archive HEAD streamer | tar -x -C /tmp/base && streamer bench --worker-source /tmp/base
 """
 
@@ -58,6 +62,16 @@ def _measurements(text: str) -> tuple[str, ...]:
     return chosen
 
 
+def _workloads(text: str) -> tuple[str, ...]:
+    from streamer.bench.stream import WORKLOADS
+
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not chosen or any(name not in WORKLOADS for name in chosen):
+        raise argparse.ArgumentTypeError(f"--workload takes a comma-separated list of {', '.join(WORKLOADS)}; "
+                                         f"got {text!r}")
+    return chosen
+
+
 def _source_dir(text: str) -> Path:
     path = Path(text).expanduser().resolve()
     if not (path / "streamer" / "cli.py").is_file():
@@ -85,7 +99,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="new queues for the per-queue memory figure (default 200; --quick 20)")
     parser.add_argument("--seed", type=int, help="simulator seed (default 1)")
     parser.add_argument("--only", type=_measurements, metavar="LIST",
-                        help="measure only these: throughput (with the ceiling), recovery, latency, memory")
+                        help="measure only these: throughput (with the ceiling), recovery, latency, memory; "
+                             "soak (a simulated week through one worker, bounded state) runs only when named")
+    parser.add_argument("--soak-days", type=_positive(float, "--soak-days"), metavar="D",
+                        help="simulated days of the soak (default 7)")
+    parser.add_argument("--workload", type=_workloads, metavar="LIST", dest="workloads",
+                        help="throughput workloads: demo (the simulator's demo day), calls (40 queues, three events "
+                             "per call, about 13,000 calls in flight, no agent events); default both")
     parser.add_argument("--quick", action="store_true",
                         help="a small run for CI: figures are printed but mean little")
     parser.add_argument("--bootstrap", metavar="SERVERS",

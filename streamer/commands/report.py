@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Iterator
 
 HELP = "offline report: JSONL events in, per-queue totals and intervals out (same core as the worker)"
@@ -18,8 +19,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="JSONL event files; `-` reads stdin")
     parser.add_argument("--format", choices=("json", "csv"), default="json", help="output format (default json)")
     parser.add_argument("--config", metavar="FILE", help="TOML settings file (default: $STREAMER_CONFIG)")
+    parser.add_argument("--partitions", type=_partitions, default=1, metavar="N",
+                        help="judge lateness per partition of an N-partition call-events topic, as the worker "
+                             "does (default 1: the input as one stream; docs/pipeline.md)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any line was skipped")
     parser.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of stdout")
+
+
+def _partitions(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1024:
+        raise argparse.ArgumentTypeError(f"--partitions takes a whole number from 1 to 1024, got {text!r}")
+    return int(text)
 
 
 def _lines(paths: list[str]) -> Iterator[bytes]:
@@ -42,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"streamer report: {exc}", file=sys.stderr)
         return 2
-    report = Report(config)
+    # Against the wall clock, as the worker: an event dated beyond limits.max_future_seconds is rejected.
+    report = Report(config, partitions=args.partitions, now_ms=time.time_ns() // 1_000_000)
     try:
         report.add_lines(_lines(args.files))
     except OSError as exc:

@@ -81,7 +81,7 @@ CALLBACK_REASON = "callback"
 MAX_SEEN_EVENT_IDS = 64
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Fact:
     """Something that happened to one queue visit, to be counted at `ts` (or at arrival)."""
 

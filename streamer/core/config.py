@@ -10,6 +10,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -34,6 +35,11 @@ MAX_FCR_WINDOW_DAYS = 31
 MAX_ROLLUP_NAME_CHARS = 128
 
 
+@cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
 class ConfigError(ValueError):
     """A setting that cannot be used; the message names the key and says why."""
 
@@ -51,26 +57,19 @@ class QueueSettings:
     attribute_to: str = ATTRIBUTE_OUTCOME
     repeat_window_minutes: float = 30.0
     fcr_window_days: float = 7.0
+    # Derived once: read for every event and fact.
+    threshold_ms: int = field(init=False, repr=False, compare=False)
+    short_abandon_ms: int = field(init=False, repr=False, compare=False)
+    tz: ZoneInfo = field(init=False, repr=False, compare=False)
+    repeat_window_ms: int = field(init=False, repr=False, compare=False)
+    fcr_window_ms: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def threshold_ms(self) -> int:
-        return round(self.threshold_seconds * 1000)
-
-    @property
-    def repeat_window_ms(self) -> int:
-        return round(self.repeat_window_minutes * 60_000)
-
-    @property
-    def fcr_window_ms(self) -> int:
-        return round(self.fcr_window_days * 86_400_000)
-
-    @property
-    def short_abandon_ms(self) -> int:
-        return round(self.short_abandon_seconds * 1000)
-
-    @property
-    def tz(self) -> ZoneInfo:
-        return ZoneInfo(self.time_zone)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "threshold_ms", round(self.threshold_seconds * 1000))
+        object.__setattr__(self, "short_abandon_ms", round(self.short_abandon_seconds * 1000))
+        object.__setattr__(self, "tz", _zone(self.time_zone))
+        object.__setattr__(self, "repeat_window_ms", round(self.repeat_window_minutes * 60_000))
+        object.__setattr__(self, "fcr_window_ms", round(self.fcr_window_days * 86_400_000))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,22 +83,17 @@ class Limits:
     # After a dequeue, or a `call.completed` announcing a transfer, how long a call's journey waits for
     # its next `call.enqueued` before it ends (docs/metrics.md "Journeys").
     next_visit_seconds: float = 60.0
+    # Derived once: read for every event.
+    max_future_ms: int = field(init=False, repr=False, compare=False)
+    max_call_age_ms: int = field(init=False, repr=False, compare=False)
+    grace_ms: int = field(init=False, repr=False, compare=False)
+    next_visit_ms: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def max_future_ms(self) -> int:
-        return round(self.max_future_seconds * 1000)
-
-    @property
-    def next_visit_ms(self) -> int:
-        return round(self.next_visit_seconds * 1000)
-
-    @property
-    def max_call_age_ms(self) -> int:
-        return round(self.max_call_age_seconds * 1000)
-
-    @property
-    def grace_ms(self) -> int:
-        return round(self.grace_seconds * 1000)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_future_ms", round(self.max_future_seconds * 1000))
+        object.__setattr__(self, "max_call_age_ms", round(self.max_call_age_seconds * 1000))
+        object.__setattr__(self, "grace_ms", round(self.grace_seconds * 1000))
+        object.__setattr__(self, "next_visit_ms", round(self.next_visit_seconds * 1000))
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +274,7 @@ def _table(data: Any, key: str | None, where: str) -> dict[str, Any]:
 
 
 def _queue_settings(table: Mapping[str, Any], base: QueueSettings, where: str) -> QueueSettings:
-    known = {f.name for f in fields(QueueSettings)}
+    known = {f.name for f in fields(QueueSettings) if f.init}
     for key in table:
         if key not in known:
             raise ConfigError(f"{where}.{key} is not a setting (known: {', '.join(sorted(known))})")
@@ -345,7 +339,7 @@ def _check_queue_value(name: str, key: str, raw: Any) -> Any:
 
 
 def _limits(table: Mapping[str, Any]) -> Limits:
-    known = {f.name for f in fields(Limits)}
+    known = {f.name for f in fields(Limits) if f.init}
     for key in table:
         if key not in known:
             raise ConfigError(f"limits.{key} is not a setting (known: {', '.join(sorted(known))})")

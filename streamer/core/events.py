@@ -70,7 +70,7 @@ class InvalidEvent(ValueError):
         self.detail = detail
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Event:
     event_id: str
     type: str
@@ -127,7 +127,8 @@ def _parse_rfc3339(text: str) -> int:
     if shape.group(2) is None:
         raise InvalidEvent("bad_time", f"ts {text!r} has no UTC offset (add Z or +hh:mm)")
     try:
-        moment = datetime.fromisoformat(text.upper())
+        # RFC 3339 allows a lower-case t and z, which fromisoformat refuses
+        moment = datetime.fromisoformat(text if text[10] == "T" and text[-1] != "z" else text.upper())
     except ValueError:
         raise InvalidEvent("bad_time", f"ts {text!r} is not an RFC 3339 date-time") from None
     # Integer arithmetic keeps milliseconds exact; microseconds beyond them are dropped on purpose.
@@ -152,49 +153,67 @@ def decode(raw: bytes | str) -> dict[str, Any]:
 
 
 def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
-    """Validate one record (JSON text or an already decoded dict) into an `Event`."""
+    """Validate one record (JSON text or an already decoded dict) into an `Event`.
+
+    Every field is first tried on the common path (a short non-empty string, a known name); anything
+    else goes through the full check, which raises with the precise reason, so the fast path decides
+    nothing the full one would decide otherwise."""
     data = raw if isinstance(raw, dict) else decode(raw)
-    event_id = _text(data, "event_id", MAX_ID_CHARS, required=True)
-    etype = data.get("type")
-    if etype is None:
-        raise InvalidEvent("missing_field", "type is required")
-    if not isinstance(etype, str):
-        raise InvalidEvent("wrong_type", "type must be a string")
-    if etype not in EVENT_TYPES:
+    get = data.get
+    event_id = get("event_id")
+    if type(event_id) is not str or not event_id or len(event_id) > MAX_ID_CHARS:
+        event_id = _text(data, "event_id", MAX_ID_CHARS, required=True)
+    etype = get("type")
+    if type(etype) is not str or etype not in EVENT_TYPES:
+        if etype is None:
+            raise InvalidEvent("missing_field", "type is required")
+        if not isinstance(etype, str):
+            raise InvalidEvent("wrong_type", "type must be a string")
         raise InvalidEvent("unknown_type", f"type {etype[:60]!r} is not a schema v1 event type")
     if "ts" not in data:
         raise InvalidEvent("missing_field", "ts is required")
     ts = parse_ts(data["ts"])
     is_call = etype in CALL_KEYED_TYPES
-    fields: dict[str, Any] = {
-        "event_id": event_id,
-        "type": etype,
-        "ts": ts,
-        "call_id": _text(data, "call_id", MAX_ID_CHARS, required=is_call),
-        "queue": _queue(data, "queue", required=is_call),
-        "agent_id": _text(data, "agent_id", MAX_ID_CHARS, required=etype == AGENT_STATE),
-        "tenant": _text(data, "tenant", MAX_ID_CHARS),
-        "customer_id": _text(data, "customer_id", MAX_ID_CHARS),
-    }
+    call_id = get("call_id")
+    if type(call_id) is not str or not call_id or len(call_id) > MAX_ID_CHARS:
+        call_id = _text(data, "call_id", MAX_ID_CHARS, required=is_call)
+    queue = get("queue")
+    if type(queue) is not str or not queue or len(queue) > MAX_QUEUE_CHARS or not queue.isprintable():
+        queue = _queue(data, "queue", required=is_call)
+    agent_id = _optional_text(data, "agent_id", MAX_ID_CHARS, required=etype == AGENT_STATE)
+    tenant = _optional_text(data, "tenant", MAX_ID_CHARS)
+    customer_id = _optional_text(data, "customer_id", MAX_ID_CHARS)
+    reason = to_queue = mode = state = queues = talk = hold = wrap = nps = csat = None
     if etype == CALL_DEQUEUED:
-        fields["reason"] = _choice(data, "reason", DEQUEUE_REASONS, default="other")
-        fields["to_queue"] = _queue(data, "to_queue")
+        reason = _choice(data, "reason", DEQUEUE_REASONS, default="other")
+        to_queue = _queue(data, "to_queue")
     elif etype == CALLBACK_REQUESTED:
-        fields["mode"] = _choice(data, "mode", CALLBACK_MODES, required=True)
+        mode = _choice(data, "mode", CALLBACK_MODES, required=True)
     elif etype == AGENT_STATE:
-        fields["state"] = _choice(data, "state", AGENT_STATES, required=True)
-        fields["queues"] = _queue_list(data)
-        fields["call_id"] = None
+        state = _choice(data, "state", AGENT_STATES, required=True)
+        queues = _queue_list(data)
+        call_id = None
     elif etype == CALL_COMPLETED:
-        for name in ("talk_seconds", "hold_seconds", "wrap_seconds"):
-            fields[name] = _duration(data, name)
-        fields["to_queue"] = _queue(data, "to_queue")
+        talk = _duration(data, "talk_seconds")
+        hold = _duration(data, "hold_seconds")
+        wrap = _duration(data, "wrap_seconds")
+        to_queue = _queue(data, "to_queue")
     elif etype == SURVEY_COMPLETED:
-        fields["nps"] = _score(data, "nps", NPS_RANGE)
-        fields["csat"] = _score(data, "csat", CSAT_RANGE)
-        if fields["nps"] is None and fields["csat"] is None:
+        nps = _score(data, "nps", NPS_RANGE)
+        csat = _score(data, "csat", CSAT_RANGE)
+        if nps is None and csat is None:
             raise InvalidEvent("missing_field", "a survey needs nps (0 to 10) or csat (1 to 5), or both")
-    return Event(**fields)
+    return Event(event_id, etype, ts, call_id, queue, agent_id, tenant, customer_id, reason, to_queue, mode, state,
+                 queues, talk, hold, wrap, nps, csat)
+
+
+def _optional_text(data: dict[str, Any], name: str, limit: int, required: bool = False) -> str | None:
+    value = data.get(name)
+    if value is None and not required:
+        return None
+    if type(value) is str and value and len(value) <= limit:
+        return value
+    return _text(data, name, limit, required)
 
 
 def _text(data: dict[str, Any], name: str, limit: int, required: bool = False) -> str | None:

@@ -4,6 +4,13 @@ It runs the same `CallTracker` as stage 1, the same `CustomerTracker` after it (
 as the live customer stage is) and the same counters as stage 2, streaming (memory grows with calls in
 flight, customers within their windows and intervals, not with events), so a month of a large centre
 fits. Groups and tenants are counted like queues, under their roll-up keys (config.rollup_key).
+
+Stage 1 keeps one stream time per partition of `call-events`: lateness, expiry and the forgetting of
+finished calls are judged against it. With `partitions` set to that topic's partition count the report
+splits the events as Kafka's default partitioner does (by call id, agent id for agent events) and
+gives the worker's numbers on any input, even one out of order by more than the grace period
+(docs/pipeline.md, "Live = offline"). The customer tracker's time is the least stream time of the
+partitions that have seen events, as a watermark over them.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from streamer.core import calls, counters
 from streamer.core import events as ev
 from streamer.core.config import GROUP, TENANT, Config, QueueSettings, parse_rollup_key, rollup_key
 from streamer.core.customers import CustomerTracker
+from streamer.core.partitioning import partition_of
 from streamer.core.tracker import INVALID, PROCESSED, CallTracker
 from streamer.core.windows import MINUTE_MS, day_start, fact_time, interval_end, interval_start
 
@@ -46,9 +54,15 @@ class QueueBook:
 
 
 class Report:
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(self, config: Config | None = None, partitions: int = 1, now_ms: int | None = None) -> None:
+        """`now_ms`, when given, is the clock against which an event dated more than
+        `limits.max_future_seconds` ahead is rejected, as a live worker does against its own."""
+        if partitions < 1:
+            raise ValueError(f"partitions must be at least 1, got {partitions}")
         self.config = config or Config()
-        self.tracker = CallTracker(self.config)
+        self.partitions = partitions
+        self.now_ms = now_ms
+        self.trackers = [CallTracker(self.config) for _ in range(partitions)]
         self.customers = CustomerTracker(self.config)
         self.queues: dict[str, QueueBook] = {}  # by queue name or roll-up key
         self.results: Counter[tuple[str, str]] = Counter()
@@ -66,13 +80,20 @@ class Report:
         self.add_event(event)
 
     def add_event(self, event: ev.Event) -> None:
-        outcome = self.tracker.process(event)
+        tracker = self.trackers[partition_of(event.key, self.partitions)]
+        outcome = tracker.process(event, self.now_ms)
         self.results[(outcome.result, outcome.reason)] += 1
         if outcome.result == PROCESSED and outcome.facts:
             self._count(outcome.facts)
-        for more in (self.tracker.advance(), self.customers.advance(self.tracker.stream_time)):
+        for more in (tracker.advance(), self.customers.advance(self._watermark(tracker))):
             if more:
                 self._count(more)
+
+    def _watermark(self, tracker: CallTracker) -> int:
+        """The stream time every partition with events has reached (stage 1's watermark)."""
+        if self.partitions == 1:
+            return tracker.stream_time
+        return min(t.stream_time for t in self.trackers if t.stream_time)
 
     def add_lines(self, lines: Iterable[bytes | str]) -> None:
         for line in lines:

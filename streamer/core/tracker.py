@@ -80,7 +80,7 @@ class CallTracker:
             return Outcome(REJECTED, step.rejected)
         if step.state is not None:
             self.store[step.state.call_id] = step.state
-            self._schedule(step.state)
+            self._reschedule(state, step.state)
         if admits_queue:
             # Admitted only now: a rejected enqueue must not take a place under the cardinality cap.
             self.queues_seen.add(queue)
@@ -118,9 +118,13 @@ class CallTracker:
                     facts.extend(step.facts)
                     self.store[call_id] = step.state  # type: ignore[assignment]
                     self._schedule(step.state)  # type: ignore[arg-type]
+                else:
+                    self._schedule(state)  # the entry was older than the call's deadline: re-arm it
             elif self._forget_at(state) <= self.stream_time:
                 facts.extend(calls.close(state, self.config.rules))
                 del self.store[call_id]
+            else:
+                self._schedule(state)
         return facts
 
     def rebuild_schedule(self) -> None:
@@ -131,20 +135,38 @@ class CallTracker:
             if state.queue:
                 self.queues_seen.add(state.queue)
 
+    # Every call in the store has an entry in `_due` at or before its deadline (`_due_of`): a change that
+    # moves the deadline later keeps the earlier entry, which re-arms itself when it comes due.
+
     def _schedule(self, state: calls.CallState) -> None:
-        due = state.enqueued_ts + self.config.limits.max_call_age_ms if state.is_open else self._forget_at(state)
-        heapq.heappush(self._due, (due, state.call_id))
+        heapq.heappush(self._due, (self._due_of(state), state.call_id))
+
+    def _reschedule(self, before: calls.CallState | None, after: calls.CallState) -> None:
+        due = self._due_of(after)
+        if before is None or due < self._due_of(before):
+            heapq.heappush(self._due, (due, after.call_id))
+
+    def _due_of(self, state: calls.CallState) -> int:
+        """When the call is next looked at: its visit's expiry while open, else when it may be forgotten."""
+        if state.status != calls.ENDED:
+            return state.enqueued_ts + self.config.limits.max_call_age_ms
+        return self._forget_at(state)
 
     def _forget_at(self, state: calls.CallState) -> int:
         # Once the intervals of a finished call's events have closed, any re-delivery of them is late
         # and rejected as such, so the call's memory (its seen event ids) is no longer needed.
+        limits = self.config.limits
         settings = self.config.for_queue(state.queue or "")
-        end = interval_end(interval_start(state.last_ts, settings), settings)
-        forget = end + self.config.limits.grace_ms
-        if state.answered or state.callback is not None:
-            # Talking, or a callback whose visit ended by policy: the completion or the callback's result
-            # may come long after; wait for it up to the maximum age.
-            forget = max(forget, state.last_ts + self.config.limits.max_call_age_ms)
+        waits_on = state.answered or state.callback is not None
+        if waits_on and limits.max_call_age_ms >= settings.interval_minutes * MINUTE_MS + limits.grace_ms:
+            forget = state.last_ts + limits.max_call_age_ms  # later than its interval's end plus grace
+        else:
+            end = interval_end(interval_start(state.last_ts, settings), settings)
+            forget = end + limits.grace_ms
+            if waits_on:
+                # Talking, or a callback whose visit ended by policy: the completion or the callback's
+                # result may come long after; wait for it up to the maximum age.
+                forget = max(forget, state.last_ts + limits.max_call_age_ms)
         deadline = calls.journey_deadline(state, self.config.rules) if state.journey is not None else None
         if deadline is not None:
             # A journey waiting for its next visit ends once no event that could continue it can still

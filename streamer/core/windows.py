@@ -23,8 +23,29 @@ def minute_of(ts_ms: int) -> int:
     return ts_ms - ts_ms % MINUTE_MS
 
 
+HOUR_MS = 60 * MINUTE_MS
+# (zone, hour) -> the offset in force all that hour: every fact and lateness check asks for one, and
+# a zone's offset changes a few times a year, always on a whole hour or half hour.
+_hour_offsets: dict[tuple[str, int], int] = {}
+_MAX_CACHED_HOURS = 200_000
+
+
 def local_offset_ms(ts_ms: int, tz: ZoneInfo) -> int:
     """The UTC offset (ms) in force in `tz` at instant `ts_ms`."""
+    hour = ts_ms // HOUR_MS
+    key = (tz.key, hour)
+    offset = _hour_offsets.get(key)
+    if offset is None:
+        first, last = _offset_at(hour * HOUR_MS, tz), _offset_at(hour * HOUR_MS + HOUR_MS - 1, tz)
+        if first != last:  # the hour of a change: exact, uncached
+            return _offset_at(ts_ms, tz)
+        if len(_hour_offsets) >= _MAX_CACHED_HOURS:
+            _hour_offsets.clear()
+        _hour_offsets[key] = offset = first
+    return offset
+
+
+def _offset_at(ts_ms: int, tz: ZoneInfo) -> int:
     moment = datetime.fromtimestamp(ts_ms // 1000, UTC).astimezone(tz)
     offset = moment.utcoffset()
     return int(offset.total_seconds() * 1000) if offset is not None else 0
@@ -79,4 +100,6 @@ def fact_time(fact: calls.Fact, settings: QueueSettings) -> int:
 
 def is_late(ts_ms: int, stream_time_ms: int, settings: QueueSettings, grace_ms: int) -> bool:
     """True when the interval holding `ts_ms` has closed: its end plus grace is behind stream time."""
+    if ts_ms + grace_ms >= stream_time_ms:  # the interval ends after `ts_ms`: not closed (the common case)
+        return False
     return interval_end(interval_start(ts_ms, settings), settings) + grace_ms <= stream_time_ms

@@ -1,6 +1,6 @@
 """The Prometheus collector: reads the owned queues' state at scrape time (never a label per call,
 agent or interval), so a worker exports exactly the queues it owns and nothing stale after a rebalance.
-Metric names: docs/monitoring.md.
+Metric names: docs/monitoring.md. Its families are rendered by `streamer.export.exposition`.
 """
 
 from __future__ import annotations
@@ -9,12 +9,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import Collector
-
 from streamer.core import counters
 from streamer.core.config import parse_rollup_key
 from streamer.core.queues import WINDOWS, QueueState
+from streamer.export.exposition import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 WINDOW_COUNTS = {
     "callcenter_calls_offered": ("entered", "Queue visits entered (offered) in the window"),
@@ -45,7 +43,7 @@ CALLBACK_TOTALS = {
 }
 
 
-class PipelineCollector(Collector):
+class PipelineCollector:
     def __init__(self, pipeline: Any, clock: Callable[[], float] = time.time) -> None:
         self.pipeline = pipeline
         self.clock = clock
@@ -130,6 +128,32 @@ class PipelineCollector(Collector):
             histogram.add_metric([queue], buckets, totals[idx["answered_wait_ms"]] / 1000)
         yield from (entered, outcomes, callbacks, histogram)
 
+    def _progress(self) -> Iterator[Any]:
+        """How far the stages have got: what `streamer replay --wait` and a caught-up check look at."""
+        stage = self.pipeline.queues
+        idle_seconds = self.pipeline.config.limits.idle_seconds
+        pending = GaugeMetricFamily("callcenter_queue_intervals_pending",
+                                    "Intervals whose newest counts are not on queue-intervals yet", labels=["queue"])
+        idle = GaugeMetricFamily("callcenter_queue_idle", "1 when the queue has had no event for the idle period, "
+                                 "so its intervals close without waiting for the watermark", labels=["queue"])
+        for queue in sorted(stage.queues()):
+            pending.add_metric([queue], stage.pending_intervals(queue))
+            idle.add_metric([queue], 1 if stage.is_idle(queue, idle_seconds) else 0)
+        yield from (pending, idle)
+        progress = self.pipeline.progress()
+        topics = progress["topics"]
+        offsets = GaugeMetricFamily("callcenter_processed_offset", "Offset of the last record a stage has fully "
+                                    "processed, per owned partition", labels=["topic", "partition"])
+        partition_idle = GaugeMetricFamily("callcenter_events_partition_idle", "1 when an owned call-events "
+                                           "partition is left out of the watermark as idle", labels=["partition"])
+        for stage_name, topic in (("stage1", topics["events"]), ("stage2", topics["outcomes"])):
+            for entry in progress[stage_name]:
+                if entry["offset"] is not None:
+                    offsets.add_metric([topic, str(entry["partition"])], entry["offset"])
+        for entry in progress["stage1"]:
+            partition_idle.add_metric([str(entry["partition"])], 1 if entry["idle"] else 0)
+        yield from (offsets, partition_idle)
+
     def _health(self) -> Iterator[Any]:
         health = self.pipeline.health
         events = CounterMetricFamily("callcenter_events", "Events read by this worker, by result and reason",
@@ -150,6 +174,7 @@ class PipelineCollector(Collector):
             if mark is not None:
                 watermark.add_metric([str(partition)], mark / 1000)
         yield watermark
+        yield from self._progress()
         emitted = CounterMetricFamily("callcenter_intervals_emitted", "Closed intervals written to queue-intervals")
         emitted.add_metric([], health.intervals_emitted)
         yield emitted

@@ -8,13 +8,14 @@ from typing import Any
 
 import faust
 from aiohttp.web import Response as AiohttpResponse
-from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streamer.core.config import parse_rollup_key
 from streamer.core.events import format_ts
 from streamer.export.collector import PipelineCollector
+from streamer.export.exposition import render
 
 STALE_AFTER_SECONDS = 120
 STATIC_FILES = {"wallboard.html": "text/html", "wallboard.js": "application/javascript",
@@ -28,27 +29,43 @@ def api_snapshot(pipeline: Any, now_s: float | None = None, queue: str | None = 
     states = {q: s for q, s in pipeline.queues.queues().items() if parse_rollup_key(q) is None}  # not groups
     marks = [m for p in pipeline.queues.owned if (m := pipeline.queues.watermark(p)) is not None]
     last = pipeline.health.last_event_ts
+    stage = pipeline.queues
+    idle_seconds = pipeline.config.limits.idle_seconds
+    views = []
+    for name in sorted(states):
+        if queue is None or name == queue:
+            view = states[name].view(now_ms)
+            view["idle"] = stage.is_idle(name, idle_seconds)
+            view["intervals_pending"] = stage.pending_intervals(name)
+            views.append(view)
     return {
         "generated_at": format_ts(now_ms),
         "last_event_time": format_ts(last) if last else None,
         "watermark": format_ts(min(marks)) if marks else None,
         "stale_after_seconds": STALE_AFTER_SECONDS,
-        "queues": [states[q].view(now_ms) for q in sorted(states) if queue is None or q == queue],
+        "progress": pipeline.progress(),
+        "queues": views,
     }
 
 
 def install_pages(app: faust.App, pipeline: Any) -> None:
-    registry = CollectorRegistry(auto_describe=False)
+    # Faust's own metrics (its Prometheus monitor, as faust.sensors.prometheus.setup_prometheus_sensors
+    # installs it) follow the pipeline's in one /metrics page.
+    faust_registry = None
     if pipeline.settings.faust_metrics:
-        setup_prometheus_sensors(app, pattern="/metrics", registry=registry, name_prefix="faust")
-    else:
-        @app.page("/metrics")
-        class Metrics(View):
-            async def get(self, request: Request) -> Response:
-                return AiohttpResponse(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
-    registry.register(PipelineCollector(pipeline))
+        faust_registry = CollectorRegistry(auto_describe=False)
+        app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(faust_registry, "faust"))
+    collector = PipelineCollector(pipeline)
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            body = render(collector.collect()).encode()
+            if faust_registry is not None:
+                body += generate_latest(faust_registry)
+            return AiohttpResponse(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
     # Any stage-2 table routes by queue: they share the partitioning of call-outcomes (key = queue).
-    queue_table = pipeline.queues.buckets
+    queue_table = pipeline.queue_table
     static = resources.files("streamer.export") / "static"
 
     def json_response(web: View, data: Any, status: int = 200) -> Response:

@@ -28,6 +28,10 @@ call, wrap up, and log out at the shift's end (after the call in hand). A free a
 call of its queues with the highest queue priority, then the longest wait; an arriving call goes to
 the longest-idle agent whose first skill is its queue, else to the longest-idle agent who has it.
 
+Time-of-day profiles and shifts follow the model's day clock: UTC, moved by `day_offset_ms` (a
+local time zone's offset, or any shift that puts a chosen hour of the simulated day at a chosen
+moment); the events' `ts` stay true instants.
+
 A finite run stops arrivals after `hours`, plays the calls still in the system to their end and then
 logs every agent out, so each visit in the output has its outcome. An endless run (hours=None) never
 stops.
@@ -129,13 +133,16 @@ def run_id(scenario_name: str, seed: int, start_ms: int) -> str:
 class TrafficModel:
     """`TrafficModel(scenario, seed=…, start_ms=…, hours=…).events()` yields the run's events."""
 
-    def __init__(self, scenario: Scenario, *, seed: int, start_ms: int, hours: float | None) -> None:
+    def __init__(
+        self, scenario: Scenario, *, seed: int, start_ms: int, hours: float | None, day_offset_ms: int = 0
+    ) -> None:
         scenario.validate()
         if hours is not None and not hours > 0:
             raise ValueError(f"hours must be > 0, got {hours}")
         self._scenario = scenario
         self._rng = random.Random(seed)
         self._start_ms = start_ms
+        self._day_offset_ms = day_offset_ms
         self._end_ms = None if hours is None else start_ms + round(hours * MS_PER_HOUR)
         self._run_id = run_id(scenario.name, seed, start_ms)
         self._queues = {spec.name: _Queue(spec, self._rng) for spec in scenario.queues}
@@ -200,7 +207,8 @@ class TrafficModel:
 
     def _first_shift(self, start_h: float, end_h: float) -> tuple[int, int]:
         """The first daily instance of a shift that has not ended at the run's start."""
-        day = self._start_ms // MS_PER_DAY * MS_PER_DAY - MS_PER_DAY
+        offset = self._day_offset_ms
+        day = (self._start_ms + offset) // MS_PER_DAY * MS_PER_DAY - MS_PER_DAY - offset
         while True:
             begin, finish = day + round(start_h * MS_PER_HOUR), day + round(end_h * MS_PER_HOUR)
             if finish > self._start_ms:
@@ -251,7 +259,8 @@ class TrafficModel:
     def _on_arrival(self, queue: _Queue, _: None) -> None:
         self._schedule_arrival(queue)
         acceptance = queue.hour_acceptance
-        if acceptance is not None and self._rng.random() >= acceptance[self._now // MS_PER_HOUR % 24]:
+        hour = (self._now + self._day_offset_ms) // MS_PER_HOUR % 24
+        if acceptance is not None and self._rng.random() >= acceptance[hour]:
             return
         self._calls += 1
         customers = self._scenario.customers
@@ -522,6 +531,9 @@ class TrafficModel:
         self._agent_event(agent, "logged_out")
 
 
-def simulate(scenario: Scenario, *, seed: int, start_ms: int, hours: float | None) -> Iterator[Event]:
-    """The events of one run, in time order; endless when `hours` is None."""
-    return TrafficModel(scenario, seed=seed, start_ms=start_ms, hours=hours).events()
+def simulate(
+    scenario: Scenario, *, seed: int, start_ms: int, hours: float | None, day_offset_ms: int = 0
+) -> Iterator[Event]:
+    """The events of one run, in time order; endless when `hours` is None; profiles and shifts on the
+    day clock UTC + `day_offset_ms`."""
+    return TrafficModel(scenario, seed=seed, start_ms=start_ms, hours=hours, day_offset_ms=day_offset_ms).events()

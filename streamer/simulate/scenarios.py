@@ -1,9 +1,11 @@
-"""Ready-made scenarios: the plain single-queue model of the traffic flags, and the demo day."""
+"""Ready-made scenarios: the plain single-queue model of the traffic flags, the demo day, and the
+demo's story (the demo day with a staffing gap on one queue at a set hour)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 from streamer.simulate.erlang import agents_for_service_level
 from streamer.simulate.scenario import (
@@ -207,3 +209,51 @@ def demo() -> Scenario:
         recall=Recall(after_answered=0.05, after_abandoned=0.2),
         surveys=Surveys(share=0.3),
     )
+
+
+# The hour of the demo day at which `streamer demo` goes live (08:30, the morning rush), and the
+# staffing gap of its story: 40 % of billing's agents on duty leave for a meeting from 08:24 to 09:30,
+# so billing, on target when the demo goes live, breaches within minutes (callers and callback
+# markers waiting, abandons) while the other queues stay healthy.
+STORY_LIVE_HOUR = 8.5
+STORY_BREAK_HOURS = (8.4, 9.5)
+STORY_BREAK_SHARE = 0.4
+STORY_QUEUE = "billing"
+# vip at 60 calls an hour at the peak: enough calls that its tiles always have a figure.
+STORY_VIP_CALLS_PER_HOUR = 60
+
+
+def _with_break(agent: AgentSpec, start_h: float, end_h: float) -> AgentSpec:
+    """The agent's daily shift with [start_h, end_h) taken out (the agent logs out and back in)."""
+    assert agent.shifts is not None
+    shifts: list[tuple[float, float]] = []
+    for begin, finish in agent.shifts:
+        if begin < start_h and finish > end_h:
+            shifts += [(begin, start_h), (end_h, finish)]
+        elif begin < start_h < finish:
+            shifts.append((begin, start_h))
+        else:
+            shifts.append((begin, finish))
+    return replace(agent, shifts=tuple(shifts))
+
+
+def demo_story() -> Scenario:
+    """The demo day, told for `streamer demo`: vip busier, and during STORY_BREAK_HOURS a share of the
+    billing agents then on duty away, so billing (already short at the peaks) falls far below its
+    target, callers and callback markers queue up and callers abandon."""
+    day = demo()
+    queues = tuple(replace(q, calls_per_hour=STORY_VIP_CALLS_PER_HOUR) if q.name == "vip" else q for q in day.queues)
+    vip = next(q for q in queues if q.name == "vip")
+    start_h, end_h = STORY_BREAK_HOURS
+
+    def on_duty(agent: AgentSpec) -> bool:
+        return agent.shifts is not None and any(b <= start_h and f > start_h for b, f in agent.shifts)
+
+    billing = [a for a in day.agents if a.queues[0] == STORY_QUEUE and on_duty(a)]
+    leaving = {a.agent_id for a in billing[: round(len(billing) * STORY_BREAK_SHARE)]}
+    agents = tuple(
+        _with_break(a, start_h, end_h) if a.agent_id in leaving else a
+        for a in day.agents
+        if not a.agent_id.startswith("vip-")
+    ) + _staffed_queue(vip, 0.90, also_serve=("sales",))
+    return replace(day, name="demo-story", queues=queues, agents=agents)

@@ -112,6 +112,7 @@ async def send_events(
     max_batch_size: int = 256 * 1024,
     client_id: str = "streamer-producer",
     producer_options: Mapping[str, Any] | None = None,
+    last_offsets: dict[int, int] | None = None,
 ) -> int:
     """Send events to `topic` and return how many records were sent (all acknowledged).
 
@@ -124,6 +125,7 @@ async def send_events(
     speed: None sends as fast as the broker takes them; X paces records by their `ts` at X times
         real time (1 = real time) from the first one; records without a usable `ts` are not held.
     linger_ms, max_batch_size, producer_options: batching and any other AIOKafkaProducer setting.
+    last_offsets: when given, filled with partition -> offset of the last record delivered there.
 
     Raises KafkaUnavailable when the broker cannot be reached; a failed delivery raises aiokafka's
     error. The producer is flushed and closed on the way out, also when cancelled.
@@ -168,10 +170,15 @@ async def send_events(
             in_flight.append(await producer.send(topic, value, key=key))
             sent += 1
             if len(in_flight) > MAX_IN_FLIGHT:
-                await in_flight.popleft()
+                _note(await in_flight.popleft(), last_offsets)
         await producer.flush()
         for delivery in in_flight:
-            await delivery
+            _note(await delivery, last_offsets)
     finally:
         await producer.stop()
     return sent
+
+
+def _note(metadata: Any, last_offsets: dict[int, int] | None) -> None:
+    if last_offsets is not None and metadata.offset > last_offsets.get(metadata.partition, -1):
+        last_offsets[metadata.partition] = metadata.offset

@@ -70,6 +70,10 @@ EXPECTED_LABELS: dict[str, frozenset[str]] = {
     "callcenter_watermark_timestamp_seconds": frozenset({"partition"}),
     "callcenter_consumer_lag_messages": frozenset({"topic", "partition"}),
     "callcenter_intervals_emitted_total": frozenset(),
+    "callcenter_queue_intervals_pending": frozenset({"queue"}),
+    "callcenter_queue_idle": frozenset({"queue"}),
+    "callcenter_processed_offset": frozenset({"topic", "partition"}),
+    "callcenter_events_partition_idle": frozenset({"partition"}),
 }
 # Bounded label values: a value outside these sets would be a series per something unbounded.
 ALLOWED_VALUES: dict[str, frozenset[str]] = {

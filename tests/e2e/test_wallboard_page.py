@@ -27,8 +27,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from streamer.export import browser
-from streamer.export.browser import Chromium, Page
+from tests import browser
+from tests.browser import Chromium, Page
+from tests.e2e.wallboard_layout import SCREEN_SIZES, SETTLED, layout_problems
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STATIC_DIR = PROJECT_ROOT / "streamer" / "export" / "static"
@@ -36,6 +37,8 @@ SCREENSHOT_DIR_ENV = "STREAMER_SCREENSHOT_DIR"
 RENDER_TIMEOUT_SECONDS = 30.0
 # One poll (3 s) plus the page's fetch timeout (5 s), with room for a slow, shared machine.
 STATE_CHANGE_TIMEOUT_SECONDS = 45.0
+# The demo's four queues, a few more (tiles others will add), and the many-queue rows layout.
+LAYOUT_QUEUE_COUNTS = (1, 4, 6, 8, 20)
 
 # ---- the documented formatting (docs/wallboard.md, "Formatting"), written again independently ----
 
@@ -221,6 +224,7 @@ async def wait_for_drawn_answer(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
+        await page.evaluate(SETTLED)  # the page fits its text again in the next frame
         snapshot = await page.evaluate(SNAPSHOT_SCRIPT)
         drawn = [a for a in _answers(page, api_url) if a.get("generated_at") == snapshot["generatedAt"]]
         if snapshot["generatedAt"] is not None and drawn:
@@ -683,3 +687,38 @@ async def test_check_wallboard_runs_on_its_own(fake_worker: tuple[FakeWorker, st
     # In a thread, so this event loop keeps serving the page while check_wallboard runs its own loop.
     await asyncio.to_thread(check_wallboard, f"{base_url}/", f"{base_url}/api/queues", shot)
     assert shot.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("size", SCREEN_SIZES, ids=lambda size: f"{size[0]}x{size[1]}")
+async def test_no_text_is_clipped_or_overlapping(fake_worker: tuple[FakeWorker, str], tmp_path: Path,
+                                                 size: tuple[int, int]) -> None:
+    """At each screen size, with 1 to 20 queues, every label and figure is whole and apart; also in
+    the stale and unreachable states, whose banners take room from the tiles."""
+    require_chromium()
+    worker, base_url = fake_worker
+    api_url = f"{base_url}/api/queues"
+    async with Chromium(window=size) as chromium:
+        page = await chromium.new_page(f"{base_url}/")
+        problems = {}
+        for count in LAYOUT_QUEUE_COUNTS:
+            worker.answer = answer_with_queues(count)
+            await page.wait_for(f"document.querySelectorAll('section.tile').length === {count}",
+                                STATE_CHANGE_TIMEOUT_SECONDS, f"{count} tiles")
+            snapshot, drawn = await wait_for_drawn_answer(page, api_url)
+            assert_drawn_as_documented(snapshot, drawn)
+            found = [f"figure outside its box: {where}" for where in snapshot["overflowing"]]
+            found += await layout_problems(page)
+            if found:
+                problems[count] = found
+                await save(page, tmp_path, f"wallboard-layout-{size[0]}x{size[1]}-{count}.png")
+        worker.answer = stale_answer()
+        await wait_for_state(page, "stale")
+        problems["stale"] = await layout_problems(page)
+        worker.mode = "http-503"
+        await wait_for_state(page, "unreachable")
+        problems["unreachable"] = await layout_problems(page)
+        await save(page, tmp_path, f"wallboard-layout-{size[0]}x{size[1]}-unreachable.png")
+    problems = {key: found for key, found in problems.items() if found}
+    assert not problems, "\n".join(f"{key}: {line}" for key, found in problems.items() for line in found)

@@ -2,9 +2,10 @@
 write of any batch, restarted from any earlier commit, any number of times, must send every fact and
 dead letter of a crash-free run, and nothing else (copies aside, which stage 2 counts once).
 
-The agent loop is played as the worker runs it: process a batch, deliver its facts and dead letters,
-then flush the call table; Faust commits a batch's offsets only after that. A crash keeps the writes
-made before it (the local store, read back newest-first) and loses the rest.
+The batch handler is played as the worker runs it: process a batch, deliver its facts and dead letters,
+then write the call table's changes in their order; a batch's offsets are committed only after that.
+A crash keeps the writes made before it (the changelog partition keeps them in order) and loses the
+rest.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def run(lines: list[bytes], batches: list[int], crashes: list[tuple[int, int]]) 
     (table write, commits kept) points in turn: the first crash comes at that write of the run, the
     next one at that write after the restart, and so on."""
     table = CrashingTable()
-    stage = CallStage(CONFIG, table, 1, Health())
+    stage = CallStage(CONFIG, lambda partition: list(table.items()), 1, Health())
     sent_facts: set[tuple] = set()
     sent_dead: set[tuple] = set()
     committed, completed = -1, [-1]
@@ -114,12 +115,16 @@ def run(lines: list[bytes], batches: list[int], crashes: list[tuple[int, int]]) 
         sent_facts.update((queue, tuple(fact)) for queue, facts in out.facts.items() for fact in facts)
         sent_dead.update((batch[index][0], reason) for index, reason, _ in out.dead)
         try:
-            stage.flush(0, batch[-1][0], out)
+            for key, value in (stage.flush(0, batch[-1][0], out) or {}).items():
+                if value is None:
+                    table.pop(key, None)
+                else:
+                    table[key] = value
         except Crash:
             _, keep = pending_crashes.pop(0)
             committed = completed[max(0, len(completed) - 1 - keep)]  # some completed batch, or none
             completed = [committed]
-            stage = CallStage(CONFIG, table, 1, Health())  # the restarted worker
+            stage = CallStage(CONFIG, lambda partition: list(table.items()), 1, Health())  # the restarted worker
             table.crash_at = table.writes + pending_crashes[0][0] if pending_crashes else None
             position = committed + 1
             continue

@@ -158,9 +158,11 @@
       valueElement(queue, "threshold"),
       " s",
     );
+    const nameLine = element("div", "name-line");
+    nameLine.append(name, tag);
     const meta = element("div", "tile-meta");
-    meta.append(target, tag);
-    head.append(name, meta);
+    meta.append(target);
+    head.append(nameLine, meta);
 
     const serviceLevels = element("div", "sl-row");
     for (const box of SERVICE_LEVEL_BOXES) {
@@ -275,6 +277,32 @@
   // one shared header row keep the figures large instead.
   const MIN_TILE_WIDTH_PX = 560;
 
+  // Text that would overflow its box (a long queue name, a status tag, a label at a small size) is
+  // made smaller until it fits, never cut off with an ellipsis; sizes return to the style sheet's
+  // on every layout, so a name that got shorter grows back.
+  const FIT_SELECTOR = ".queue-name, .queue-tag, .target, .label, .figure, .table-head > span";
+  const FIT_STEPS = 6;
+  const MIN_FONT_PX = 6;
+
+  function overflows(node) {
+    return node.scrollWidth > node.clientWidth + 1 || node.scrollHeight > node.clientHeight + 1;
+  }
+
+  function fitText(node) {
+    node.style.fontSize = "";
+    for (let step = 0; step < FIT_STEPS && node.clientWidth > 0 && overflows(node); step += 1) {
+      const size = parseFloat(getComputedStyle(node).fontSize);
+      const ratio = Math.min(node.clientWidth / node.scrollWidth, node.clientHeight / node.scrollHeight);
+      const next = Math.max(MIN_FONT_PX, Math.floor(size * Math.min(0.95, ratio) * 10) / 10);
+      if (next >= size) break;
+      node.style.fontSize = `${next}px`;
+    }
+  }
+
+  function fitAllText(root) {
+    for (const node of root.querySelectorAll(FIT_SELECTOR)) fitText(node);
+  }
+
   function layoutGrid(grid) {
     const count = Math.max(1, tiles.size);
     const style = getComputedStyle(grid);
@@ -293,6 +321,10 @@
     grid.setAttribute("data-layout", useRows ? "rows" : "tiles");
     grid.style.setProperty("--columns", String(useRows ? 1 : best.columns));
     grid.style.setProperty("--rows", String(useRows ? count : best.rows));
+    fitAllText(grid);
+    // Tiles created in this task get their container-relative sizes only in the next frame's style
+    // pass, so fit once more there.
+    requestAnimationFrame(() => fitAllText(grid));
   }
 
   // ---- page state ----
