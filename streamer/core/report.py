@@ -93,7 +93,7 @@ class Report:
         """The stream time every partition with events has reached (stage 1's watermark)."""
         if self.partitions == 1:
             return tracker.stream_time
-        return min(t.stream_time for t in self.trackers if t.stream_time)
+        return min((t.stream_time for t in self.trackers if t.stream_time), default=0)
 
     def add_lines(self, lines: Iterable[bytes | str]) -> None:
         for line in lines:

@@ -560,3 +560,20 @@ def test_journeys_do_not_depend_on_a_redelivery(log: EventLog):
     once = run_report(log).to_dict()
     twice = run_report(log.lines() * 2).to_dict()
     assert twice == once
+
+
+def test_the_report_split_by_partitions_decides_contacts_by_the_watermark_of_its_partitions():
+    """k0 and k1 fall in partition 1, the clock call in partition 2: with four partitions, partition
+    1's stream time stays at k1's, so k1's window is not settled and k1 stays pending; in one
+    partition the clock's time settles it."""
+    log = contacts_log(0, 600)
+    log.records.insert(0, {"event_id": "junk", "type": "call.answered", "ts": 0, "call_id": "nobody", "queue": "q1"})
+    log.enqueued("clock", WEEK + 3 * 3600)
+    results = {}
+    for partitions in (1, 4):
+        report = Report(partitions=partitions)
+        report.add_lines(log.lines())
+        results[partitions] = pick(report.to_dict()["queues"]["q1"]["total"], "fcr_resolved", "fcr_unresolved",
+                                   "fcr_pending")
+    assert results[1] == {"fcr_resolved": 1, "fcr_unresolved": 1, "fcr_pending": 0}
+    assert results[4] == {"fcr_resolved": 0, "fcr_unresolved": 1, "fcr_pending": 1}
