@@ -107,8 +107,18 @@ class CustomerTracker:
         contacts.append(new)
         if len(contacts) > 1 and contacts[-2][T] > t:
             contacts.sort()
-        self._store(customer_id, contacts)
+        # Only this contact, and earlier ones it may have made unresolved (decided `settle_ms` after
+        # it), can bring the customer's next deadline forward.
+        due = (later if later != NO_LATER_CONTACT else t + fcr_ms) + self.settle_ms
+        if known is not None and any(c[STATE] == PENDING and c[LATER] == t for c in contacts):
+            due = min(due, t + self.settle_ms)
+        self._store(customer_id, contacts, due)
         return out
+
+    @property
+    def next_due(self) -> int | None:
+        """The earliest time at which `advance` may have something to do (None: nothing to wait for)."""
+        return self._due[0][0] if self._due else None
 
     def advance(self, now_ms: int) -> list[calls.Fact]:
         """FCR decisions that stream time `now_ms` settles, and forgetting what no window needs."""
@@ -179,23 +189,26 @@ class CustomerTracker:
             windows = self._windows[queue] = (settings.repeat_window_ms, settings.fcr_window_ms)
         return windows
 
-    def _store(self, customer_id: str, contacts: list[Contact]) -> None:
+    def _store(self, customer_id: str, contacts: list[Contact], due: int | None = None) -> None:
+        """Write the customer's row (or forget the customer); `due`, when given, is the earliest
+        deadline among the contacts that changed (the others' are already scheduled)."""
         if contacts:
             self.store[customer_id] = Customer(tuple(contacts))
-            self._schedule(customer_id, contacts)
+            self._schedule(customer_id, contacts, due)
         else:
             del self.store[customer_id]
 
-    def _schedule(self, customer_id: str, contacts: list[Contact]) -> None:
+    def _schedule(self, customer_id: str, contacts: list[Contact], due: int | None = None) -> None:
         """Make sure a deadline no later than the next one of `contacts` is in the heap."""
         if not contacts:
             return
-        settle, forget_after = self.settle_ms, self.longest_repeat_ms + self.settle_ms
-        due = min(
-            contact[T] + forget_after if contact[STATE] != PENDING
-            else (contact[LATER] if contact[LATER] != NO_LATER_CONTACT else contact[WINDOW_END]) + settle
-            for contact in contacts
-        )
+        if due is None:
+            settle, forget_after = self.settle_ms, self.longest_repeat_ms + self.settle_ms
+            due = min(
+                contact[T] + forget_after if contact[STATE] != PENDING
+                else (contact[LATER] if contact[LATER] != NO_LATER_CONTACT else contact[WINDOW_END]) + settle
+                for contact in contacts
+            )
         scheduled = self._scheduled.get(customer_id)
         if scheduled is None or due < scheduled:
             # A later deadline needs no entry of its own: the earlier one reschedules when it comes.

@@ -34,6 +34,7 @@ from streamer.core.windows import MINUTE_MS, day_start, fact_time, interval_end,
 # decided days after the contact's interval closed).
 DAY_KINDS = frozenset({calls.CONTACT, calls.FCR_RESOLVED, calls.FCR_UNRESOLVED})
 _SLOT_MS = 15 * MINUTE_MS
+_DECISIONS = frozenset({calls.FCR_RESOLVED, calls.FCR_UNRESOLVED})
 
 
 @dataclass(slots=True)
@@ -85,9 +86,14 @@ class Report:
         self.results[(outcome.result, outcome.reason)] += 1
         if outcome.result == PROCESSED and outcome.facts:
             self._count(outcome.facts)
-        for more in (tracker.advance(), self.customers.advance(self._watermark(tracker))):
-            if more:
-                self._count(more)
+        swept = tracker.advance()
+        if swept:
+            self._count(swept)
+        due = self.customers.next_due
+        if due is not None and due <= tracker.stream_time:
+            decided = self.customers.advance(self._watermark(tracker))
+            if decided:
+                self._count(decided)
 
     def _watermark(self, tracker: CallTracker) -> int:
         """The stream time every partition with events has reached (stage 1's watermark)."""
@@ -105,18 +111,20 @@ class Report:
             book = self.queues.get(fact.queue)
             if book is None:
                 book = self.queues[fact.queue] = QueueBook()
-            at = fact_time(fact, settings)
-            if at - at % MINUTE_MS != book.minute:
-                book.minute, book.minute_interval = at - at % MINUTE_MS, interval_start(at, settings)
-            start = book.minute_interval
-            bucket = book.intervals.get(start)
-            if bucket is None:
-                bucket = book.intervals[start] = counters.empty()
-            counters.add_fact(bucket, fact, settings)
+            kind = fact.kind
+            if kind not in _DECISIONS:  # an interval never shows an FCR decision (counters.summary)
+                at = fact_time(fact, settings)
+                if at - at % MINUTE_MS != book.minute:
+                    book.minute, book.minute_interval = at - at % MINUTE_MS, interval_start(at, settings)
+                start = book.minute_interval
+                bucket = book.intervals.get(start)
+                if bucket is None:
+                    bucket = book.intervals[start] = counters.empty()
+                counters.add_fact(bucket, fact, settings)
             counters.add_fact(book.total, fact, settings)
-            if fact.kind in DAY_KINDS:
+            if kind in DAY_KINDS:
                 counters.add_fact(_day_counts(book, fact.enqueued_ts, settings), fact, settings)
-                if fact.kind == calls.CONTACT:
+                if kind == calls.CONTACT:
                     self._count(self.customers.add(fact))
 
     def _flush(self) -> None:
