@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from streamer.core import calls
 from streamer.core import events as ev
 from streamer.core.config import Config
 from streamer.core.report import Report
@@ -121,6 +122,16 @@ class EventLog:
 
     def events(self) -> list[ev.Event]:
         return [ev.parse_event(record) for record in self.records]
+
+
+VISIT_KINDS = calls.OUTCOMES | {calls.ENTERED, calls.CALLBACK_REQUESTED, calls.CALLBACK_CONNECTED,
+                                calls.CALLBACK_FAILED}
+
+
+def visit_facts(facts: Iterable[calls.Fact]) -> list[calls.Fact]:
+    """The facts about queue visits alone (no journey, hand-off, contact or survey facts), as the
+    tests of the visit rules look at them."""
+    return [fact for fact in facts if fact.kind in VISIT_KINDS]
 
 
 def line(record: dict[str, Any]) -> str:

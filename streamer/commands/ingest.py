@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from streamer.sources.asterisk import Event, QueueLogMapper, QueueMapError, parse_queue_map
+from streamer.sources.asterisk import Event, QueueLogMapper, QueueMapError, parse_queue_map, parse_transfer_queues
 from streamer.sources.follow import (
     FileFollower,
     FilePosition,
@@ -81,6 +81,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="rename a queue, e.g. --queue-map 'IT=it-helpdesk' (repeatable; others keep their name)",
     )
+    asterisk.add_argument(
+        "--transfer-queue",
+        metavar="EXTEN[@CONTEXT]=QUEUE",
+        action="append",
+        default=[],
+        help="a (BLIND)TRANSFER to this extension puts the call in this Asterisk queue: the transfer is a "
+        "hand-off, e.g. --transfer-queue '600@from-internal=support' (repeatable)",
+    )
     asterisk.add_argument("--tenant", help="set the `tenant` field of every event")
     asterisk.add_argument(
         "--bootstrap",
@@ -122,6 +130,7 @@ def _run_asterisk(args: argparse.Namespace) -> int:
             return _fail(f"--{name.replace('_', '-')} must be zero or more seconds, not {value}")
     try:
         queue_map = parse_queue_map(args.queue_map)
+        transfer_queues = parse_transfer_queues(args.transfer_queue)
     except QueueMapError as exc:
         return _fail(str(exc))
     if args.kafka:
@@ -141,7 +150,7 @@ def _run_asterisk(args: argparse.Namespace) -> int:
         return _fail(str(exc))
 
     key = os.environ.get(CUSTOMER_KEY_ENV, "").encode() or None
-    mapper = QueueLogMapper(queue_map, tenant=args.tenant, customer_key=key)
+    mapper = QueueLogMapper(queue_map, tenant=args.tenant, customer_key=key, transfer_queues=transfer_queues)
     mapper.restore(state)
     stop = threading.Event()
     follower = FileFollower(

@@ -32,6 +32,8 @@ examples:
   streamer simulate --calls-per-hour 300 --aht 180 --agents 18 --patience 90 --hours 100 --out -
   streamer simulate --scenario demo                 # live demo traffic to Kafka, endless
   streamer simulate --patience 60 --theory          # Erlang A figures for the defaults
+  streamer simulate --customers 5000 --recall-abandoned 0.3 --transfer support:billing:0.05 \
+      --queues support,billing --surveys 0.3 --patience 90 --hours 24 --out journeys.jsonl
 """
 
 DEFAULT_CALLS_PER_HOUR = 252.0
@@ -55,6 +57,11 @@ TRAFFIC_FLAGS = {
     "callback_reach": "--callback-reach",
     "callback_scheduled": "--callback-scheduled",
     "overflow": "--overflow",
+    "transfer": "--transfer",
+    "customers": "--customers",
+    "recall_answered": "--recall-answered",
+    "recall_abandoned": "--recall-abandoned",
+    "surveys": "--surveys",
 }
 
 
@@ -93,6 +100,20 @@ def _overflow(text: str) -> tuple[str, str, float]:
     if seconds < 0:
         raise argparse.ArgumentTypeError(f"--overflow delay must be ≥ 0 seconds, got {after}")
     return source, target, seconds
+
+
+def _transfer(text: str) -> tuple[str, str, float]:
+    parts = text.split(":")
+    try:
+        source, target, share = parts
+        value = float(share)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--transfer takes FROM:TO:SHARE (e.g. support:billing:0.05), got {text!r}"
+        ) from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"--transfer share must be in [0, 1], got {share}")
+    return source, target, value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -175,6 +196,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FROM:TO:SECONDS",
         help="move callers still waiting after SECONDS from queue FROM to TO (repeatable)",
     )
+    traffic.add_argument(
+        "--transfer",
+        type=_transfer,
+        action="append",
+        metavar="FROM:TO:SHARE",
+        help="agents of FROM transfer SHARE of their answered calls to TO after the talk (repeatable)",
+    )
+    customers = parser.add_argument_group("customers (off unless given)")
+    customers.add_argument(
+        "--customers",
+        type=_positive(int, "--customers"),
+        metavar="N",
+        help="callers carry a pseudonymous customer_id drawn from N customers",
+    )
+    customers.add_argument(
+        "--recall-answered",
+        type=_probability,
+        metavar="P",
+        help="share of answered journeys whose customer calls again (after a day on average; needs --customers)",
+    )
+    customers.add_argument(
+        "--recall-abandoned",
+        type=_probability,
+        metavar="P",
+        help="share of abandoned journeys and failed callbacks whose customer calls again "
+        "(after 10 minutes on average; needs --customers)",
+    )
+    customers.add_argument(
+        "--surveys",
+        type=_probability,
+        metavar="P",
+        help="share of answered journeys that send a post-call survey (NPS and CSAT) about 2 minutes later",
+    )
     parser.add_argument(
         "--scenario",
         choices=("plain", "demo"),
@@ -224,7 +278,7 @@ def _fail(message: str) -> int:
 
 
 def _plain_scenario(args: argparse.Namespace) -> Scenario:
-    from streamer.simulate.scenario import CallbackOffer
+    from streamer.simulate.scenario import CallbackOffer, Recall, Surveys
     from streamer.simulate.scenarios import DAY_PROFILE, DEFAULT_QUEUE, plain
 
     queues = [q.strip() for q in (args.queues or DEFAULT_QUEUE).split(",") if q.strip()]
@@ -249,6 +303,11 @@ def _plain_scenario(args: argparse.Namespace) -> Scenario:
         profile=DAY_PROFILE if args.profile == "day" else None,
         callback=callback,
         overflows=args.overflow or (),
+        transfers=args.transfer or (),
+        customers=args.customers,
+        recall=None if args.recall_answered is None and args.recall_abandoned is None else Recall(
+            after_answered=args.recall_answered or 0.0, after_abandoned=args.recall_abandoned or 0.0),
+        surveys=None if args.surveys is None else Surveys(share=args.surveys),
     )
 
 

@@ -31,6 +31,8 @@ CALLBACK_POLICIES = (POLICY_COPC, POLICY_REMOVED_FROM_QUEUE, POLICY_FLOW_OUT)
 ATTRIBUTE_OUTCOME = "outcome"
 ATTRIBUTE_ARRIVAL = "arrival"
 INTERVAL_MINUTES = (15, 30, 60)
+MAX_FCR_WINDOW_DAYS = 31
+MAX_ROLLUP_NAME_CHARS = 128
 
 
 @cache
@@ -53,15 +55,21 @@ class QueueSettings:
     time_zone: str = "UTC"
     interval_minutes: int = 15
     attribute_to: str = ATTRIBUTE_OUTCOME
+    repeat_window_minutes: float = 30.0
+    fcr_window_days: float = 7.0
     # Derived once: read for every event and fact.
     threshold_ms: int = field(init=False, repr=False, compare=False)
     short_abandon_ms: int = field(init=False, repr=False, compare=False)
     tz: ZoneInfo = field(init=False, repr=False, compare=False)
+    repeat_window_ms: int = field(init=False, repr=False, compare=False)
+    fcr_window_ms: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "threshold_ms", round(self.threshold_seconds * 1000))
         object.__setattr__(self, "short_abandon_ms", round(self.short_abandon_seconds * 1000))
         object.__setattr__(self, "tz", _zone(self.time_zone))
+        object.__setattr__(self, "repeat_window_ms", round(self.repeat_window_minutes * 60_000))
+        object.__setattr__(self, "fcr_window_ms", round(self.fcr_window_days * 86_400_000))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +80,51 @@ class Limits:
     grace_seconds: float = 60.0
     idle_seconds: float = 60.0
     max_future_seconds: float = 86400.0  # a live worker rejects events dated further ahead of its clock
+    # After a dequeue, or a `call.completed` announcing a transfer, how long a call's journey waits for
+    # its next `call.enqueued` before it ends (docs/metrics.md "Journeys").
+    next_visit_seconds: float = 60.0
     # Derived once: read for every event.
     max_future_ms: int = field(init=False, repr=False, compare=False)
     max_call_age_ms: int = field(init=False, repr=False, compare=False)
     grace_ms: int = field(init=False, repr=False, compare=False)
+    next_visit_ms: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "max_future_ms", round(self.max_future_seconds * 1000))
         object.__setattr__(self, "max_call_age_ms", round(self.max_call_age_seconds * 1000))
         object.__setattr__(self, "grace_ms", round(self.grace_seconds * 1000))
+        object.__setattr__(self, "next_visit_ms", round(self.next_visit_seconds * 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A queue group (`[groups.NAME]`): its member queues and the settings its figures use."""
+
+    queues: frozenset[str]
+    settings: QueueSettings = field(default_factory=QueueSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """A tenant (`[tenants.NAME]`): the settings of its roll-up and, when listed, the queues it owns."""
+
+    settings: QueueSettings = field(default_factory=QueueSettings)
+    queues: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallRules:
+    """What the call state machine needs of the configuration beyond one queue's settings, precomputed
+    once so that the per-event path does a dictionary lookup at most."""
+
+    next_visit_ms: int = 60_000
+    max_call_age_ms: int = 4 * 3600 * 1000
+    # A margin after which no event at or before a time can still be accepted on any queue: the
+    # longest interval plus the grace (an event is late once its interval's end plus grace is past).
+    settle_ms: int = 16 * 60_000
+    groups_of: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # queue -> group roll-up keys
+    tenant_of: Mapping[str, str] = field(default_factory=dict)  # queue -> the tenant that lists it
+    tenant_queues: Mapping[str, frozenset[str]] = field(default_factory=dict)  # tenant -> the queues it lists
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +132,66 @@ class Config:
     defaults: QueueSettings = field(default_factory=QueueSettings)
     queues: Mapping[str, QueueSettings] = field(default_factory=dict)
     limits: Limits = field(default_factory=Limits)
+    groups: Mapping[str, Group] = field(default_factory=dict)
+    tenants: Mapping[str, Tenant] = field(default_factory=dict)
+    rules: CallRules = field(init=False, repr=False, compare=False)
+    _settings: Mapping[str, QueueSettings] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        settings = dict(self.queues)
+        groups_of: dict[str, list[str]] = {}
+        for name, group in self.groups.items():
+            key = rollup_key(GROUP, name)
+            settings[key] = group.settings
+            for queue in sorted(group.queues):
+                groups_of.setdefault(queue, []).append(key)
+        tenant_of: dict[str, str] = {}
+        tenant_queues: dict[str, frozenset[str]] = {}
+        for name, tenant in self.tenants.items():
+            settings[rollup_key(TENANT, name)] = tenant.settings
+            if tenant.queues is not None:
+                tenant_queues[name] = tenant.queues
+                tenant_of.update(dict.fromkeys(tenant.queues, name))
+        longest_interval = max(s.interval_minutes for s in (self.defaults, *self.queues.values())) * 60_000
+        rules = CallRules(
+            next_visit_ms=self.limits.next_visit_ms,
+            max_call_age_ms=self.limits.max_call_age_ms,
+            settle_ms=longest_interval + self.limits.grace_ms,
+            groups_of={queue: tuple(keys) for queue, keys in groups_of.items()},
+            tenant_of=tenant_of,
+            tenant_queues=tenant_queues,
+        )
+        object.__setattr__(self, "_settings", settings)
+        object.__setattr__(self, "rules", rules)
 
     def for_queue(self, queue: str) -> QueueSettings:
-        return self.queues.get(queue, self.defaults)
+        """The settings of a queue, or of a group or tenant by its roll-up key (`rollup_key`)."""
+        return self._settings.get(queue, self.defaults)
+
+    @property
+    def longest_customer_window_ms(self) -> int:
+        """The longest repeat-contact or FCR window of any queue: how long customer history is kept."""
+        return max(max(s.repeat_window_ms, s.fcr_window_ms) for s in (self.defaults, *self.queues.values()))
+
+
+# Group and tenant figures are counted like a queue's, under a key no queue can have: queue names are
+# printable (events.py rejects control characters), and the key starts with a control character.
+ROLLUP_MARK = "\x1d"
+GROUP = "group"
+TENANT = "tenant"
+
+
+def rollup_key(kind: str, name: str) -> str:
+    """The key under which the figures of group or tenant `name` are counted (in place of a queue)."""
+    return f"{ROLLUP_MARK}{kind}:{name}"
+
+
+def parse_rollup_key(key: str) -> tuple[str, str] | None:
+    """(kind, name) of a roll-up key, or None for a queue name."""
+    if not key.startswith(ROLLUP_MARK):
+        return None
+    kind, _, name = key[1:].partition(":")
+    return kind, name
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -110,17 +211,59 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     return parse_config(data, origin=str(source))
 
 
+SECTIONS = ("defaults", "queues", "limits", "groups", "tenants")
+
+
 def parse_config(data: Mapping[str, Any], origin: str = "config") -> Config:
-    unknown = set(data) - {"defaults", "queues", "limits"}
+    unknown = set(data) - set(SECTIONS)
     if unknown:
-        raise ConfigError(f"{origin}: unknown section {sorted(unknown)[0]!r} (known: defaults, queues, limits)")
+        raise ConfigError(f"{origin}: unknown section {sorted(unknown)[0]!r} (known: {', '.join(SECTIONS)})")
     defaults = _queue_settings(_table(data, "defaults", origin), QueueSettings(), "defaults")
     queues = {
         name: _queue_settings(_table(table, None, f"queues.{name}"), defaults, f"queues.{name}")
         for name, table in _table(data, "queues", origin).items()
     }
     limits = _limits(_table(data, "limits", origin))
-    return Config(defaults=defaults, queues=queues, limits=limits)
+    groups = {name: _group(name, _table(table, None, f"groups.{name}"), defaults)
+              for name, table in _table(data, "groups", origin).items()}
+    tenants = {name: _tenant(name, _table(table, None, f"tenants.{name}"), defaults)
+               for name, table in _table(data, "tenants", origin).items()}
+    owners: dict[str, str] = {}
+    for name, tenant in sorted(tenants.items()):
+        for queue in sorted(tenant.queues or ()):
+            if queue in owners:
+                raise ConfigError(f"tenants.{name}.queues: queue {queue!r} is listed by tenant {owners[queue]!r} "
+                                  "too; a queue belongs to one tenant")
+            owners[queue] = name
+    return Config(defaults=defaults, queues=queues, limits=limits, groups=groups, tenants=tenants)
+
+
+def _rollup_name(where: str, name: str) -> None:
+    if not name or len(name) > MAX_ROLLUP_NAME_CHARS or not name.isprintable() or "|" in name:
+        raise ConfigError(f"{where}: a name must be 1 to {MAX_ROLLUP_NAME_CHARS} printable characters "
+                          "without '|'")
+
+
+def _queue_names(where: str, raw: Any) -> frozenset[str]:
+    if not isinstance(raw, list) or not raw or not all(isinstance(q, str) and q for q in raw):
+        raise ConfigError(f"{where} must be a non-empty list of queue names, e.g. queues = [\"sales\", \"vip\"]")
+    return frozenset(raw)
+
+
+def _group(name: str, table: Mapping[str, Any], defaults: QueueSettings) -> Group:
+    where = f"groups.{name}"
+    _rollup_name(where, name)
+    if "queues" not in table:
+        raise ConfigError(f"{where}.queues is missing: a group needs its member queues")
+    settings = _queue_settings({k: v for k, v in table.items() if k != "queues"}, defaults, where)
+    return Group(_queue_names(f"{where}.queues", table["queues"]), settings)
+
+
+def _tenant(name: str, table: Mapping[str, Any], defaults: QueueSettings) -> Tenant:
+    where = f"tenants.{name}"
+    _rollup_name(where, name)
+    queues = _queue_names(f"{where}.queues", table["queues"]) if "queues" in table else None
+    return Tenant(_queue_settings({k: v for k, v in table.items() if k != "queues"}, defaults, where), queues)
 
 
 def _table(data: Any, key: str | None, where: str) -> dict[str, Any]:
@@ -152,6 +295,17 @@ def _check_queue_value(name: str, key: str, raw: Any) -> Any:
         value = _number(name, raw)
         if not 0 <= value <= 86400 or (key == "threshold_seconds" and value == 0):
             raise ConfigError(f"{name} = {raw!r}: must be a number of seconds, above 0 and at most 86400")
+        return value
+    if key == "repeat_window_minutes":
+        value = _number(name, raw)
+        if not 0 < value <= MAX_FCR_WINDOW_DAYS * 1440:
+            raise ConfigError(f"{name} = {raw!r}: must be a number of minutes above 0 and at most "
+                              f"{MAX_FCR_WINDOW_DAYS * 1440} ({MAX_FCR_WINDOW_DAYS} days)")
+        return value
+    if key == "fcr_window_days":
+        value = _number(name, raw)
+        if not 0 < value <= MAX_FCR_WINDOW_DAYS:
+            raise ConfigError(f"{name} = {raw!r}: must be a number of days above 0 and at most {MAX_FCR_WINDOW_DAYS}")
         return value
     if key == "target":
         value = _number(name, raw)
@@ -202,7 +356,7 @@ def _limits(table: Mapping[str, Any]) -> Limits:
             raise ConfigError(f"limits.max_queues = {raw!r}: must be a whole number of at least 1")
         values["max_queues"] = raw
     for key, low in (("max_call_age_seconds", 60.0), ("grace_seconds", 0.0), ("idle_seconds", 1.0),
-                     ("max_future_seconds", 60.0)):
+                     ("max_future_seconds", 60.0), ("next_visit_seconds", 0.0)):
         if key in table:
             value = _number(f"limits.{key}", table[key])
             if not low <= value <= 7 * 86400:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ CALLBACK_REQUESTED = "callback.requested"
 CALLBACK_CONNECTED = "callback.connected"
 CALLBACK_FAILED = "callback.failed"
 AGENT_STATE = "agent.state"
+SURVEY_COMPLETED = "survey.completed"
 
 CALL_TYPES = frozenset(
     {
@@ -39,7 +40,9 @@ CALL_TYPES = frozenset(
         CALLBACK_FAILED,
     }
 )
-EVENT_TYPES = CALL_TYPES | {AGENT_STATE}
+# Keyed by call id and naming a queue, but no step of a queue visit: a post-call survey response.
+CALL_KEYED_TYPES = CALL_TYPES | {SURVEY_COMPLETED}
+EVENT_TYPES = CALL_KEYED_TYPES | {AGENT_STATE}
 
 DEQUEUE_REASONS = frozenset({"overflow", "transfer", "timeout", "keypress", "other"})
 CALLBACK_MODES = frozenset({"keep_position", "scheduled"})
@@ -54,6 +57,8 @@ MAX_AGENT_QUEUES = 256
 MIN_TS_MS = 0  # 1970-01-01
 MAX_TS_MS = 4102444800000  # 2100-01-01
 MAX_DURATION_SECONDS = 7 * 86400.0
+NPS_RANGE = (0, 10)
+CSAT_RANGE = (1, 5)
 
 
 class InvalidEvent(ValueError):
@@ -74,15 +79,17 @@ class Event:
     queue: str | None = None
     agent_id: str | None = None
     tenant: str | None = None
-    customer_id: str | None = None
+    customer_id: str | None = field(default=None, repr=False)  # pseudonymous, still kept out of logs
     reason: str | None = None  # call.dequeued
-    to_queue: str | None = None  # call.dequeued
+    to_queue: str | None = None  # call.dequeued; call.completed: the agent transferred the call there
     mode: str | None = None  # callback.requested
     state: str | None = None  # agent.state
     queues: tuple[str, ...] | None = None  # agent.state
     talk_seconds: float | None = None  # call.completed
     hold_seconds: float | None = None
     wrap_seconds: float | None = None
+    nps: int | None = None  # survey.completed
+    csat: int | None = None
 
     @property
     def key(self) -> str:
@@ -166,7 +173,7 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
     if "ts" not in data:
         raise InvalidEvent("missing_field", "ts is required")
     ts = parse_ts(data["ts"])
-    is_call = etype in CALL_TYPES
+    is_call = etype in CALL_KEYED_TYPES
     call_id = get("call_id")
     if type(call_id) is not str or not call_id or len(call_id) > MAX_ID_CHARS:
         call_id = _text(data, "call_id", MAX_ID_CHARS, required=is_call)
@@ -176,7 +183,7 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
     agent_id = _optional_text(data, "agent_id", MAX_ID_CHARS, required=etype == AGENT_STATE)
     tenant = _optional_text(data, "tenant", MAX_ID_CHARS)
     customer_id = _optional_text(data, "customer_id", MAX_ID_CHARS)
-    reason = to_queue = mode = state = queues = talk = hold = wrap = None
+    reason = to_queue = mode = state = queues = talk = hold = wrap = nps = csat = None
     if etype == CALL_DEQUEUED:
         reason = _choice(data, "reason", DEQUEUE_REASONS, default="other")
         to_queue = _queue(data, "to_queue")
@@ -190,8 +197,14 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> Event:
         talk = _duration(data, "talk_seconds")
         hold = _duration(data, "hold_seconds")
         wrap = _duration(data, "wrap_seconds")
+        to_queue = _queue(data, "to_queue")
+    elif etype == SURVEY_COMPLETED:
+        nps = _score(data, "nps", NPS_RANGE)
+        csat = _score(data, "csat", CSAT_RANGE)
+        if nps is None and csat is None:
+            raise InvalidEvent("missing_field", "a survey needs nps (0 to 10) or csat (1 to 5), or both")
     return Event(event_id, etype, ts, call_id, queue, agent_id, tenant, customer_id, reason, to_queue, mode, state,
-                 queues, talk, hold, wrap)
+                 queues, talk, hold, wrap, nps, csat)
 
 
 def _optional_text(data: dict[str, Any], name: str, limit: int, required: bool = False) -> str | None:
@@ -264,6 +277,20 @@ def _duration(data: dict[str, Any], name: str) -> float | None:
     if not math.isfinite(value) or value < 0 or value > MAX_DURATION_SECONDS:
         raise InvalidEvent("bad_value", f"{name} must be between 0 and {MAX_DURATION_SECONDS:.0f} seconds")
     return float(value)
+
+
+def _score(data: dict[str, Any], name: str, bounds: tuple[int, int]) -> int | None:
+    value = data.get(name)
+    if value is None:
+        return None
+    low, high = bounds
+    # JSON has one number type: 7.0 is the integer 7 (as JSON Schema's "integer" says), 7.5 is not.
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+            isinstance(value, float) and not value.is_integer()):
+        raise InvalidEvent("wrong_type", f"{name} must be a whole number from {low} to {high}")
+    if not low <= value <= high:
+        raise InvalidEvent("bad_value", f"{name} {value!r} is outside {low} to {high}")
+    return int(value)
 
 
 def format_ts(ms: int, tz: Any = None) -> str:

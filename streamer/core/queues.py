@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,9 @@ EXPORTED_AGENT_STATES = ("available", "busy", "wrap_up", "away")
 WINDOWS = ("interval", *SLIDING_WINDOWS_MINUTES, "today")
 # Buckets are kept long enough for "today" (up to 25 h) plus a day of late corrections and replays.
 BUCKET_RETENTION_MS = 49 * 3600 * 1000
+# Detractor responses (NPS 0-6) kept for a supervisor to call back: the latest ones, enough for a day's
+# list on a wallboard or in the API.
+DETRACTORS_KEPT = 100
 _FACT_KEY_MASK = (1 << 63) - 1
 
 
@@ -60,6 +63,7 @@ class Changes:
     waiting_removed: str | None = None
     repeated: bool = False  # the fact had been counted already: a re-delivery
     past_retention: bool = False  # its minute was folded into `base` already: not counted
+    detractors: bool = False  # a detractor response joined `QueueState.detractors` (persist `detractor_row`)
 
 
 @dataclass
@@ -75,6 +79,7 @@ class QueueState:
     applied: dict[int, array] = field(default_factory=dict)  # minute -> sorted keys of the facts counted
     base: list[int] = field(default_factory=counters.empty)  # counts of the buckets folded away
     kept_from: int = 0  # first minute kept as a bucket: earlier ones are in `base`
+    detractors: list[tuple[int, str, int]] = field(default_factory=list)  # (ts, call id, score), oldest first
 
     def apply(self, fact: calls.Fact) -> Changes:
         """Count one fact into its minute bucket and the totals, once, and update the live queue.
@@ -105,6 +110,10 @@ class QueueState:
             changes.waiting_added = fact.visit_id
         elif fact.is_outcome and self.waiting.pop(fact.visit_id, None) is not None:
             changes.waiting_removed = fact.visit_id
+        elif fact.kind == calls.NPS and counted and (fact.value or 0) < counters.NPS_PASSIVE_FROM:
+            insort(self.detractors, (fact.ts, fact.visit_id, fact.value or 0))
+            del self.detractors[:-DETRACTORS_KEPT]
+            changes.detractors = True
         if fact.ts > self.last_event_ts:
             self.last_event_ts = fact.ts
         return changes
@@ -153,13 +162,19 @@ class QueueState:
     def base_row(self) -> list:
         return [self.base, self.kept_from]
 
+    def detractor_row(self) -> list:
+        return [list(entry) for entry in self.detractors]
+
     def restore_bucket(self, minute: int, row: list) -> None:
         counts, keys = row
-        self.buckets[minute] = list(counts)
+        self.buckets[minute] = counters.widen(counts)
         self.applied[minute] = array("q", sorted(keys))
 
     def restore_base(self, row: list) -> None:
-        self.base, self.kept_from = list(row[0]), row[1]
+        self.base, self.kept_from = counters.widen(row[0]), row[1]
+
+    def restore_detractors(self, row: list) -> None:
+        self.detractors = sorted((ts, call_id, score) for ts, call_id, score in row)
 
     def finish_restore(self) -> list[int]:
         """After the rows are restored: totals and last event time from them; returns the minutes of
@@ -224,6 +239,13 @@ class QueueState:
             "oldest_wait_seconds": max(0, now_ms - oldest) / 1000 if oldest is not None else 0.0,
             "waiting_over_threshold": over,
         }
+
+    def detractors_today(self, now_ms: int, limit: int = 20) -> list[dict[str, Any]]:
+        """The day's latest detractor responses, newest first, for a supervisor to call back."""
+        tz = self.settings.tz
+        start, end = day_start(now_ms, tz), day_end(now_ms, tz)
+        today = [entry for entry in reversed(self.detractors) if start <= entry[0] < end]
+        return [{"call_id": call_id, "time": format_ts(ts, tz), "score": score} for ts, call_id, score in today[:limit]]
 
     def agent_counts(self) -> dict[str, int]:
         result = dict.fromkeys(EXPORTED_AGENT_STATES, 0)

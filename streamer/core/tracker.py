@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from streamer.core import calls
 from streamer.core import events as ev
-from streamer.core.config import Config
+from streamer.core.config import TENANT, Config, rollup_key
 from streamer.core.windows import MINUTE_MS, interval_end, interval_start, is_late
 
 # Result kinds of one event (a metric label: callcenter_events_total{result=...}).
@@ -58,12 +58,20 @@ class CallTracker:
         settings = self.config.for_queue(queue)
         if is_late(event.ts, self.stream_time, settings, self.config.limits.grace_ms):
             return Outcome(LATE, LATE)
-        if event.type == ev.CALL_ENQUEUED:
+        admits_queue = event.type == ev.CALL_ENQUEUED or event.type == ev.SURVEY_COMPLETED
+        tenant_key = None
+        if admits_queue:
             refusal = self._refusal(queue)
+            if not refusal and event.tenant is not None:
+                # A tenant's figures are a series of their own, so a new tenant takes a place under the cap.
+                tenant_key = rollup_key(TENANT, event.tenant)
+                if tenant_key not in self.queues_seen and len(self.queues_seen) + (queue not in self.queues_seen) \
+                        >= self.config.limits.max_queues:
+                    refusal = TOO_MANY_QUEUES
             if refusal:
                 return Outcome(REJECTED, refusal)
         state = self.store.get(event.call_id or "")
-        step = calls.apply(state, event, self.config.for_queue)
+        step = calls.apply(state, event, self.config.for_queue, self.config.rules)
         if step.rejected == calls.DUPLICATE:
             return Outcome(DUPLICATE, calls.DUPLICATE)
         if step.rejected:
@@ -73,9 +81,11 @@ class CallTracker:
         if step.state is not None:
             self.store[step.state.call_id] = step.state
             self._reschedule(state, step.state)
-        if event.type == ev.CALL_ENQUEUED:
+        if admits_queue:
             # Admitted only now: a rejected enqueue must not take a place under the cardinality cap.
             self.queues_seen.add(queue)
+            if tenant_key is not None:
+                self.queues_seen.add(tenant_key)
         if event.ts > self.stream_time:
             self.stream_time = event.ts
         return Outcome(PROCESSED, "", step.facts)
@@ -87,7 +97,8 @@ class CallTracker:
         self._next_sweep = stream_time - stream_time % MINUTE_MS + MINUTE_MS if stream_time else 0
 
     def advance(self) -> list[calls.Fact]:
-        """Expire calls past the maximum age and forget finished calls whose intervals have all closed.
+        """Expire calls past the maximum age and forget finished calls whose intervals have all closed,
+        ending the journey of a call that no next visit can continue any more.
 
         Cheap to call after every event: it does work at most once per minute of stream time.
         """
@@ -110,6 +121,7 @@ class CallTracker:
                 else:
                     self._schedule(state)  # the entry was older than the call's deadline: re-arm it
             elif self._forget_at(state) <= self.stream_time:
+                facts.extend(calls.close(state, self.config.rules))
                 del self.store[call_id]
             else:
                 self._schedule(state)
@@ -147,13 +159,19 @@ class CallTracker:
         settings = self.config.for_queue(state.queue or "")
         waits_on = state.answered or state.callback is not None
         if waits_on and limits.max_call_age_ms >= settings.interval_minutes * MINUTE_MS + limits.grace_ms:
-            return state.last_ts + limits.max_call_age_ms  # later than its interval's end plus grace
-        end = interval_end(interval_start(state.last_ts, settings), settings)
-        forget = end + limits.grace_ms
-        if waits_on:
-            # Talking, or a callback whose visit ended by policy: the completion or the callback's result
-            # may come long after; wait for it up to the maximum age.
-            forget = max(forget, state.last_ts + limits.max_call_age_ms)
+            forget = state.last_ts + limits.max_call_age_ms  # later than its interval's end plus grace
+        else:
+            end = interval_end(interval_start(state.last_ts, settings), settings)
+            forget = end + limits.grace_ms
+            if waits_on:
+                # Talking, or a callback whose visit ended by policy: the completion or the callback's
+                # result may come long after; wait for it up to the maximum age.
+                forget = max(forget, state.last_ts + limits.max_call_age_ms)
+        deadline = calls.journey_deadline(state, self.config.rules) if state.journey is not None else None
+        if deadline is not None:
+            # A journey waiting for its next visit ends once no event that could continue it can still
+            # be accepted: then the sweep and a late next visit decide it alike.
+            forget = max(forget, deadline + self.config.rules.settle_ms)
         return forget
 
     def _admit_agent(self, event: ev.Event) -> Outcome:

@@ -86,9 +86,16 @@ def sliding_minutes(now_ms: int, minutes: int) -> tuple[int, int]:
     return last - (minutes - 1) * MINUTE_MS, last
 
 
+# Decided days after the contact they are about: counted when decided, even by arrival, since the
+# contact's own interval is long gone.
+_DECIDED_LATER = frozenset({calls.FCR_RESOLVED, calls.FCR_UNRESOLVED})
+
+
 def fact_time(fact: calls.Fact, settings: QueueSettings) -> int:
     """The instant a fact is counted at: its own time, or its visit's arrival when so configured."""
-    return fact.enqueued_ts if settings.attribute_to == ATTRIBUTE_ARRIVAL else fact.ts
+    if settings.attribute_to == ATTRIBUTE_ARRIVAL and fact.kind not in _DECIDED_LATER:
+        return fact.enqueued_ts
+    return fact.ts
 
 
 def is_late(ts_ms: int, stream_time_ms: int, settings: QueueSettings, grace_ms: int) -> bool:

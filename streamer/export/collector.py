@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from streamer.core import counters
+from streamer.core.config import parse_rollup_key
 from streamer.core.queues import WINDOWS, QueueState
 from streamer.export.exposition import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
@@ -49,7 +50,8 @@ class PipelineCollector:
 
     def collect(self) -> Iterator[Any]:
         now_ms = int(self.clock() * 1000)
-        queues = self.pipeline.queues.queues()
+        # Groups and tenants are counted like queues, under roll-up keys; they get families of their own.
+        queues = {q: s for q, s in self.pipeline.queues.queues().items() if parse_rollup_key(q) is None}
         yield from self._windows(queues, now_ms)
         yield from self._live(queues, now_ms)
         yield from self._totals(queues)

@@ -12,6 +12,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from streamer.core.config import parse_rollup_key
 from streamer.core.events import format_ts
 from streamer.export.collector import PipelineCollector
 from streamer.export.exposition import render
@@ -25,7 +26,7 @@ def api_snapshot(pipeline: Any, now_s: float | None = None, queue: str | None = 
     """The JSON API document (docs/api.md) of the queues this worker owns."""
     now_s = time.time() if now_s is None else now_s
     now_ms = int(now_s * 1000)
-    states = pipeline.queues.queues()
+    states = {q: s for q, s in pipeline.queues.queues().items() if parse_rollup_key(q) is None}  # not groups
     marks = [m for p in pipeline.queues.owned if (m := pipeline.queues.watermark(p)) is not None]
     last = pipeline.health.last_event_ts
     stage = pipeline.queues

@@ -15,7 +15,13 @@ What happens to a call:
 - a keep-position callback leaves a marker in the caller's place; when the marker reaches an agent
   the agent dials: reached gives `callback.connected` then a normal talk, unreached `callback.failed`;
   a scheduled callback ends the visit at the request;
-- an answered call is talked, optionally wrapped up, and ends with `call.completed`.
+- an answered call is talked, optionally wrapped up, and ends with `call.completed`; with a transfer
+  rule the agent transfers a share of them at the end of the talk (`call.completed` with `to_queue`,
+  then a new visit of the same call there, with a new patience);
+- with customers who call again, a share of the journeys ending answered, and a larger share of those
+  ending in an abandon or a failed callback, bring the same customer back later on the same first
+  queue; with surveys, a share of answered journeys sends `survey.completed` a little later, its
+  scores worse for a longer total wait and more hand-offs.
 
 Agents log in at the start of each shift (`agent.state` available, with their `queues`), are busy per
 call, wrap up, and log out at the shift's end (after the call in hand). A free agent takes the waiting
@@ -49,7 +55,7 @@ Event = dict[str, Any]
 # Call states.
 WAITING, MARKER, SERVED, GONE = range(4)
 # Timed actions.
-ARRIVAL, HANGUP, OFFER, OVERFLOW, TALK_END, WRAP_END, DIAL_END, LOGIN, LOGOUT = range(9)
+ARRIVAL, HANGUP, OFFER, OVERFLOW, TALK_END, WRAP_END, DIAL_END, LOGIN, LOGOUT, RECALL, SURVEY = range(11)
 
 
 class _Queue:
@@ -87,7 +93,8 @@ class _Queue:
 
 
 class _Call:
-    __slots__ = ("call_id", "customer_id", "enqueued_ms", "hangup_set", "queue", "sequence", "state", "visit")
+    __slots__ = ("call_id", "customer_id", "enqueued_ms", "first_queue", "hangup_set", "queue", "sequence", "state",
+                 "transfers", "visit", "waited_ms")
 
     def __init__(self, call_id: str, customer_id: str | None) -> None:
         self.call_id = call_id
@@ -97,7 +104,10 @@ class _Call:
         self.state = WAITING
         self.enqueued_ms = 0
         self.hangup_set = False
+        self.transfers = 0  # a caller's patience timer belongs to the transfers made before it was set
+        self.waited_ms = 0  # the waits of the visits ended so far
         self.queue: _Queue
+        self.first_queue: _Queue
 
 
 class _Agent:
@@ -156,6 +166,8 @@ class TrafficModel:
             self._on_dial_end,
             self._on_login,
             self._on_logout,
+            self._on_recall,
+            self._on_survey,
         ]
 
     def events(self) -> Iterator[Event]:
@@ -256,6 +268,8 @@ class TrafficModel:
         self._enter(_Call(f"{self._run_id}-{self._calls:07d}", customer_id), queue)
 
     def _enter(self, call: _Call, queue: _Queue) -> None:
+        if call.visit == 0:
+            call.first_queue = queue
         call.queue = queue
         call.visit += 1
         call.state = WAITING
@@ -273,7 +287,7 @@ class TrafficModel:
         if queue.patience_rate is not None and not call.hangup_set:
             call.hangup_set = True
             patience_ms = round(self._rng.expovariate(queue.patience_rate) * MS_PER_SECOND)
-            self._at(self._now + patience_ms, HANGUP, call)
+            self._at(self._now + patience_ms, HANGUP, call, call.transfers)
         offer = queue.spec.callback
         if offer is not None:
             expected_wait_ms = (
@@ -289,10 +303,12 @@ class TrafficModel:
         call.state = state
         call.queue.waiting -= 1
 
-    def _on_hangup(self, call: _Call, _: None) -> None:
-        if call.state == WAITING:
+    def _on_hangup(self, call: _Call, transfers: int) -> None:
+        if call.state == WAITING and transfers == call.transfers:
             self._leave_line(call, GONE)
+            call.waited_ms += self._now - call.enqueued_ms
             self._call_event(call, "call.abandoned")
+            self._after_journey(call, answered=False)
 
     def _on_offer(self, call: _Call, visit: int) -> None:
         if call.state != WAITING or call.visit != visit:
@@ -303,6 +319,7 @@ class TrafficModel:
             return
         if self._rng.random() < offer.scheduled_share:
             self._leave_line(call, GONE)
+            call.waited_ms += self._now - call.enqueued_ms
             self._call_event(call, "callback.requested")["mode"] = "scheduled"
         else:
             call.state = MARKER
@@ -314,6 +331,7 @@ class TrafficModel:
         overflow = call.queue.spec.overflow
         assert overflow is not None
         self._leave_line(call, GONE)
+        call.waited_ms += self._now - call.enqueued_ms
         event = self._call_event(call, "call.dequeued")
         event["reason"] = "overflow"
         event["to_queue"] = overflow.to_queue
@@ -367,6 +385,7 @@ class TrafficModel:
             self._at(self._now + round(dial_seconds * MS_PER_SECOND), DIAL_END, agent, reached)
             return
         call.state = SERVED
+        call.waited_ms += self._now - call.enqueued_ms
         self._agent_event(agent, "busy")
         self._call_event(call, "call.answered")["agent_id"] = agent.agent_id
         self._start_talk(agent, call)
@@ -378,16 +397,22 @@ class TrafficModel:
     def _on_dial_end(self, agent: _Agent, reached: bool) -> None:
         call = agent.call
         assert call is not None
+        call.waited_ms += self._now - call.enqueued_ms  # a kept callback waits from its entry to the connect
         if reached:
             self._call_event(call, "callback.connected")["agent_id"] = agent.agent_id
             self._start_talk(agent, call)
         else:
             self._call_event(call, "callback.failed")["agent_id"] = agent.agent_id
+            self._after_journey(call, answered=False)
             self._finish_work(agent)
 
     def _on_talk_end(self, agent: _Agent, _: None) -> None:
         call = agent.call
         assert call is not None
+        transfer = call.queue.spec.transfer
+        if transfer is not None and self._rng.random() < transfer.share:
+            self._transfer(agent, call, self._queues[transfer.to_queue])
+            return
         if call.queue.wrap_ms:
             self._agent_event(agent, "wrap_up")
             self._at(self._now + call.queue.wrap_ms, WRAP_END, agent)
@@ -405,7 +430,62 @@ class TrafficModel:
         event["talk_seconds"] = agent.talk_ms / MS_PER_SECOND
         if call.queue.wrap_ms:
             event["wrap_seconds"] = call.queue.wrap_ms / MS_PER_SECOND
+        self._after_journey(call, answered=True)
         self._finish_work(agent)
+
+    def _transfer(self, agent: _Agent, call: _Call, target: _Queue) -> None:
+        """The agent hands the call to another queue at the end of the talk (no wrap-up): the call's
+        next visit starts at once, with a new patience, and the agent is free after it."""
+        event = self._call_event(call, "call.completed")
+        event["agent_id"] = agent.agent_id
+        event["talk_seconds"] = agent.talk_ms / MS_PER_SECOND
+        event["to_queue"] = target.name
+        call.transfers += 1
+        call.hangup_set = False
+        self._enter(call, target)
+        self._finish_work(agent)
+
+    # --- customers ----------------------------------------------------------------------------
+
+    def _after_journey(self, call: _Call, *, answered: bool) -> None:
+        """A journey ended (completed, abandoned, its callback failed): the customer may call again,
+        and after an answer may answer a survey."""
+        recall = self._scenario.recall
+        if recall is not None and call.customer_id is not None:
+            share = recall.after_answered if answered else recall.after_abandoned
+            if share > 0 and self._rng.random() < share:
+                minutes = recall.answered_delay_minutes if answered else recall.abandoned_delay_minutes
+                at = self._now + round(self._rng.expovariate(1.0 / minutes) * 60 * MS_PER_SECOND)
+                if self._before_end(at):
+                    self._at(at, RECALL, call.first_queue, call.customer_id)
+        surveys = self._scenario.surveys
+        if answered and surveys is not None and self._rng.random() < surveys.share:
+            at = self._now + round(self._rng.expovariate(1.0 / surveys.delay_seconds) * MS_PER_SECOND)
+            self._at(at, SURVEY, call, self._survey_scores(call))
+
+    def _survey_scores(self, call: _Call) -> tuple[int, int]:
+        """(NPS, CSAT): a quarter more unhappy per hand-off, and more for every minute waited."""
+        rng = self._rng
+        penalty = min(1.0, call.waited_ms / 300_000 + 0.25 * (call.visit - 1))
+        detractor, promoter = 0.12 + 0.6 * penalty, 0.58 * (1.0 - penalty)
+        draw = rng.random()
+        if draw < detractor:
+            nps, satisfied = rng.randint(0, 6), 0.2
+        elif draw < detractor + promoter:
+            nps, satisfied = rng.randint(9, 10), 0.95
+        else:
+            nps, satisfied = rng.randint(7, 8), 0.7
+        return nps, rng.randint(4, 5) if rng.random() < satisfied else rng.randint(1, 3)
+
+    def _on_recall(self, queue: _Queue, customer_id: str) -> None:
+        self._calls += 1
+        self._enter(_Call(f"{self._run_id}-{self._calls:07d}", customer_id), queue)
+
+    def _on_survey(self, call: _Call, scores: tuple[int, int]) -> None:
+        event = self._call_event(call, "survey.completed")
+        event["nps"], event["csat"] = scores
+        if call.customer_id is not None:
+            event["customer_id"] = call.customer_id
 
     def _finish_work(self, agent: _Agent) -> None:
         agent.call = None

@@ -1,5 +1,6 @@
-"""What a simulation runs: queues (traffic, handle times, patience, callback offer, overflow) and
-agents (skills, daily shifts). Plain data, validated once with messages that say what to fix."""
+"""What a simulation runs: queues (traffic, handle times, patience, callback offer, overflow, agent
+transfers), agents (skills, daily shifts), and customers (who call again, and answer surveys). Plain
+data, validated once with messages that say what to fix."""
 
 from __future__ import annotations
 
@@ -72,6 +73,51 @@ class Overflow:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """After the talk, an agent transfers a share of this queue's answered calls to `to_queue` (a new
+    visit of the same call: `call.completed` with `to_queue`, then `call.enqueued` there)."""
+
+    to_queue: str
+    share: float
+
+
+@dataclass(frozen=True)
+class Recall:
+    """Customers who call again: a share of journeys ending answered (the problem was not solved) and a
+    larger share of those ending abandoned or with a failed callback, each after an exponential delay,
+    on the first queue of their earlier call, under the same `customer_id`."""
+
+    after_answered: float = 0.0
+    after_abandoned: float = 0.0
+    answered_delay_minutes: float = 24 * 60.0
+    abandoned_delay_minutes: float = 10.0
+
+    def validate(self) -> None:
+        for name in ("after_answered", "after_abandoned"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"recall {name} must be a probability in [0, 1], got {value}")
+        for name in ("answered_delay_minutes", "abandoned_delay_minutes"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"recall {name} must be > 0")
+
+
+@dataclass(frozen=True)
+class Surveys:
+    """A share of answered journeys ends with a post-call survey (NPS 0-10 and CSAT 1-5) after an
+    exponential delay; the longer the journey's wait and the more hand-offs, the worse the scores."""
+
+    share: float
+    delay_seconds: float = 120.0
+
+    def validate(self) -> None:
+        if not 0.0 <= self.share <= 1.0:
+            raise ValueError(f"survey share must be a probability in [0, 1], got {self.share}")
+        if not self.delay_seconds > 0:
+            raise ValueError("survey delay must be > 0 seconds")
+
+
+@dataclass(frozen=True)
 class QueueSpec:
     name: str
     calls_per_hour: float
@@ -84,6 +130,7 @@ class QueueSpec:
     priority: int = 0
     callback: CallbackOffer | None = None
     overflow: Overflow | None = None
+    transfer: Transfer | None = None
 
     def validate(self) -> None:
         where = f"queue {self.name!r}"
@@ -104,6 +151,8 @@ class QueueSpec:
             self.callback.validate(where)
         if self.overflow is not None and self.overflow.after_seconds < 0:
             raise ValueError(f"{where}: overflow delay must be ≥ 0 seconds")
+        if self.transfer is not None and not 0.0 <= self.transfer.share <= 1.0:
+            raise ValueError(f"{where}: transfer share must be a probability in [0, 1], got {self.transfer.share}")
 
 
 @dataclass(frozen=True)
@@ -141,6 +190,8 @@ class Scenario:
     agents: tuple[AgentSpec, ...]
     # Callers get a pseudonymous customer_id drawn from this many customers; None = no customer_id.
     customers: int | None = None
+    recall: Recall | None = None
+    surveys: Surveys | None = None
     notes: tuple[str, ...] = field(default=())
 
     def validate(self) -> None:
@@ -155,6 +206,10 @@ class Scenario:
                 raise ValueError(f"queue {queue.name!r} overflows to unknown queue {queue.overflow.to_queue!r}")
             if queue.overflow is not None and queue.overflow.to_queue == queue.name:
                 raise ValueError(f"queue {queue.name!r} cannot overflow to itself")
+            if queue.transfer is not None and queue.transfer.to_queue not in names:
+                raise ValueError(f"queue {queue.name!r} transfers to unknown queue {queue.transfer.to_queue!r}")
+            if queue.transfer is not None and queue.transfer.to_queue == queue.name:
+                raise ValueError(f"queue {queue.name!r} cannot transfer to itself")
         agent_ids = [a.agent_id for a in self.agents]
         if len(set(agent_ids)) != len(agent_ids):
             raise ValueError(f"scenario {self.name!r}: agent ids repeat")
@@ -162,3 +217,9 @@ class Scenario:
             agent.validate(set(names))
         if self.customers is not None and self.customers < 1:
             raise ValueError("the customer pool needs at least 1 customer")
+        if self.recall is not None:
+            self.recall.validate()
+            if self.customers is None:
+                raise ValueError("customers who call again need a customer pool (customers / --customers)")
+        if self.surveys is not None:
+            self.surveys.validate()

@@ -16,7 +16,10 @@ from streamer.simulate.scenario import (
     HandleTime,
     Overflow,
     QueueSpec,
+    Recall,
     Scenario,
+    Surveys,
+    Transfer,
 )
 
 DEFAULT_QUEUE = "support"
@@ -44,18 +47,25 @@ def plain(
     profile: tuple[float, ...] | None = None,
     callback: CallbackOffer | None = None,
     overflows: Sequence[tuple[str, str, float]] = (),
+    transfers: Sequence[tuple[str, str, float]] = (),
+    customers: int | None = None,
+    recall: Recall | None = None,
+    surveys: Surveys | None = None,
 ) -> Scenario:
     """Each queue gets the same traffic; `agents` agents per queue (dedicated) or for all (shared).
 
     With the defaults this is M/M/c (Erlang C), with `patience_seconds` M/M/c+M (Erlang A).
-    `overflows` holds (from_queue, to_queue, after_seconds) triples.
+    `overflows` holds (from_queue, to_queue, after_seconds) triples, `transfers` (from_queue, to_queue,
+    share) triples; customers, recalls and surveys are off unless given.
     """
     if agents < 1:
         raise ValueError(f"agents must be at least 1, got {agents}")
     overflow_of = {source: Overflow(target, after) for source, target, after in overflows}
-    unknown = [source for source in overflow_of if source not in queues]
+    transfer_of = {source: Transfer(target, share) for source, target, share in transfers}
+    unknown = [source for source in (*overflow_of, *transfer_of) if source not in queues]
     if unknown:
-        raise ValueError(f"overflow from unknown queue(s) {', '.join(unknown)}; queues are {', '.join(queues)}")
+        raise ValueError(f"overflow or transfer from unknown queue(s) {', '.join(unknown)}; "
+                         f"queues are {', '.join(queues)}")
     handle = HandleTime(aht_seconds, handle_distribution, handle_cv)
     queue_specs = tuple(
         QueueSpec(
@@ -67,6 +77,7 @@ def plain(
             profile=profile,
             callback=callback,
             overflow=overflow_of.get(name),
+            transfer=transfer_of.get(name),
         )
         for name in queues
     )
@@ -74,7 +85,8 @@ def plain(
         staff = tuple(AgentSpec(f"agent-{i:03d}", tuple(queues)) for i in range(1, agents + 1))
     else:
         staff = tuple(AgentSpec(f"{name}-{i:02d}", (name,)) for name in queues for i in range(1, agents + 1))
-    return Scenario(name="plain", queues=queue_specs, agents=staff)
+    return Scenario(name="plain", queues=queue_specs, agents=staff, customers=customers, recall=recall,
+                    surveys=surveys)
 
 
 def cover_with_shifts(staffing: Sequence[int], shift_hours: int = 8) -> list[int]:
@@ -135,6 +147,12 @@ def demo() -> Scenario:
       keep-position callbacks reached).
     - vip: highest priority, staffed for 90 %; its agents take sales calls when no vip caller waits
       (sales is their second skill); a vip caller still waiting after 60 s overflows to support.
+    - agents transfer 2 % of sales calls to billing, 3 % of billing calls to support and 1 % of
+      support calls to billing.
+    - 1,000,000 customers, so a caller seldom comes back by chance: 5 % of answered journeys call
+      again (after a day on average: not solved), 20 % of abandoned ones and failed callbacks
+      (after 10 minutes on average); 30 % of answered journeys answer a post-call survey about 2
+      minutes later.
 
     Every queue is staffed hour by hour with Erlang A and covered with 8-hour shifts.
     """
@@ -145,6 +163,7 @@ def demo() -> Scenario:
         patience_seconds=90,
         wrap_seconds=20,
         profile=DAY_PROFILE,
+        transfer=Transfer("billing", 0.02),
     )
     support = QueueSpec(
         name="support",
@@ -154,6 +173,7 @@ def demo() -> Scenario:
         wrap_seconds=30,
         profile=DAY_PROFILE,
         callback=CallbackOffer(after_seconds=60, accept=0.5, reach=0.85, scheduled_share=0.3),
+        transfer=Transfer("billing", 0.01),
     )
     billing = QueueSpec(
         name="billing",
@@ -163,6 +183,7 @@ def demo() -> Scenario:
         wrap_seconds=15,
         profile=DAY_PROFILE,
         callback=CallbackOffer(after_seconds=45, accept=0.4, reach=0.8, scheduled_share=0.2),
+        transfer=Transfer("support", 0.03),
     )
     vip = QueueSpec(
         name="vip",
@@ -180,7 +201,14 @@ def demo() -> Scenario:
         + _staffed_queue(billing, 0.80, understaffing=0.75, peak_from=0.85)
         + _staffed_queue(vip, 0.90, also_serve=("sales",))
     )
-    return Scenario(name="demo", queues=(sales, support, billing, vip), agents=agents, customers=20_000)
+    return Scenario(
+        name="demo",
+        queues=(sales, support, billing, vip),
+        agents=agents,
+        customers=1_000_000,
+        recall=Recall(after_answered=0.05, after_abandoned=0.2),
+        surveys=Surveys(share=0.3),
+    )
 
 
 # The hour of the demo day at which `streamer demo` goes live (08:30, the morning rush), and the

@@ -5,8 +5,9 @@ zero, one or two events, so the adapter can start at any line of any file (after
 rotated file) and re-reading a line gives the same events with the same `event_id`s, which the
 pipeline drops as duplicates. The only memory kept across lines is advisory: the open visits, to
 check Asterisk's own wait against the event times, and which agents are paused, to say whether an
-agent is available or away after a call. The mapping and every choice behind it are in
-docs/sources.md.
+agent is available or away after a call. A transfer becomes a hand-off (`call.completed` with
+`to_queue`, so the call's journey goes on in its next visit) when the line names an extension that
+`transfer_queues` maps to a queue. The mapping and every choice behind it are in docs/sources.md.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ DEQUEUE_REASONS = {"EXITWITHTIMEOUT": "timeout", "EXITWITHKEY": "keypress", "EXI
 # COMPLETE* and the transfers all end with holdtime|calltime|origposition; whatever comes before
 # (transfer target, context, bridge or channel names) varies by event and Asterisk version.
 CALL_END_EVENTS = frozenset({"COMPLETEAGENT", "COMPLETECALLER", "TRANSFER", "BLINDTRANSFER", "ATTENDEDTRANSFER"})
+# TRANSFER (Asterisk <= 11) and BLINDTRANSFER log exten|context|holdtime|calltime|origposition: where
+# the call went. ATTENDEDTRANSFER logs a bridge, an application or two channels, never a queue.
+TRANSFERS_TO_EXTENSION = frozenset({"TRANSFER", "BLINDTRANSFER"})
 AGENT_STATE_OF_EVENT = {
     "AGENTLOGIN": "available",
     "AGENTCALLBACKLOGIN": "available",
@@ -66,18 +70,26 @@ MAX_EXAMPLES = 5
 
 
 class QueueMapError(ValueError):
-    """A `--queue-map` entry is not `ASTERISK_NAME=NAME`."""
+    """A `--queue-map` entry is not `ASTERISK_NAME=NAME`, or a `--transfer-queue` entry not `EXTEN=QUEUE`."""
 
 
 def parse_queue_map(entries: Iterable[str]) -> dict[str, str]:
     """`["IT=helpdesk", …]` → `{"IT": "helpdesk"}`; queues not named keep their Asterisk name."""
+    return _pairs(entries, "--queue-map", "ASTERISK_QUEUE=QUEUE", "IT=it-helpdesk")
+
+
+def parse_transfer_queues(entries: Iterable[str]) -> dict[str, str]:
+    """`["600@from-internal=support", "601=billing"]` → the Asterisk queue that a transfer to an
+    extension (in one dialplan context, or in any) puts the call in."""
+    return _pairs(entries, "--transfer-queue", "EXTEN[@CONTEXT]=ASTERISK_QUEUE", "600@from-internal=support")
+
+
+def _pairs(entries: Iterable[str], flag: str, shape: str, example: str) -> dict[str, str]:
     mapping: dict[str, str] = {}
     for entry in entries:
         source, sep, target = entry.partition("=")
         if not sep or not source.strip() or not target.strip():
-            raise QueueMapError(
-                f"--queue-map {entry!r}: expected ASTERISK_QUEUE=QUEUE, e.g. --queue-map 'IT=it-helpdesk'"
-            )
+            raise QueueMapError(f"{flag} {entry!r}: expected {shape}, e.g. {flag} '{example}'")
         mapping[source.strip()] = target.strip()
     return mapping
 
@@ -132,6 +144,7 @@ class IngestStats:
     unknown: Counter[str] = field(default_factory=Counter)
     malformed: int = 0
     blank: int = 0
+    handoffs: int = 0  # transfers to an extension that names a queue
     wait_mismatches: int = 0
     malformed_examples: list[str] = field(default_factory=list)
     wait_mismatch_examples: list[str] = field(default_factory=list)
@@ -149,6 +162,8 @@ class IngestStats:
         ]
         if self.blank:
             parts.append(f"blank {self.blank}")
+        if self.handoffs:
+            parts.append(f"transfers to a queue (hand-offs) {self.handoffs}")
         if self.wait_mismatches:
             parts.append(f"waits disagreeing with Asterisk's own {self.wait_mismatches}")
         text = "; ".join(parts)
@@ -168,6 +183,7 @@ class IngestStats:
             "unknown": dict(self.unknown),
             "malformed": self.malformed,
             "blank": self.blank,
+            "handoffs": self.handoffs,
             "wait_mismatches": self.wait_mismatches,
         }
 
@@ -181,8 +197,10 @@ class QueueLogMapper:
         *,
         tenant: str | None = None,
         customer_key: bytes | None = None,
+        transfer_queues: Mapping[str, str] | None = None,
     ) -> None:
         self.queue_map = dict(queue_map or {})
+        self.transfer_queues = dict(transfer_queues or {})
         self.tenant = tenant
         self.customer_key = customer_key
         self.stats = IngestStats()
@@ -248,7 +266,7 @@ class QueueLogMapper:
             return self._mapped(self._answered(line, ts, uniqueid, queue, agent, data))
         if name == "ABANDON" or name in DEQUEUE_REASONS:
             return self._mapped(self._left_queue(line, name, ts, uniqueid, queue, data))
-        return self._mapped(self._completed(line, ts, uniqueid, queue, agent, data))
+        return self._mapped(self._completed(line, name, ts, uniqueid, queue, agent, data))
 
     # -- one builder per kind of line -------------------------------------------------------------
 
@@ -287,13 +305,19 @@ class QueueLogMapper:
         event["reason"] = DEQUEUE_REASONS[name]
         return [event]
 
-    def _completed(self, line: str, ts: int, uniqueid: str, queue: str, agent: str, data: list[str]) -> list[Event]:
+    def _completed(self, line: str, name: str, ts: int, uniqueid: str, queue: str, agent: str,
+                   data: list[str]) -> list[Event]:
         # …|holdtime|calltime|origposition. Asterisk's holdtime is the queue wait (already in the
         # answer's time), not time on hold during the call, so it is not `hold_seconds`.
         event = self._call_event(line, CALL_COMPLETED, ts, uniqueid, queue)
         talk = _int_or_none(data[-2]) if len(data) >= 3 else None
         if talk is not None and talk >= 0:
             event["talk_seconds"] = talk
+        if name in TRANSFERS_TO_EXTENSION and len(data) >= 5:
+            target = self._transfer_target(data[0], data[1])
+            if target is not None:
+                event["to_queue"] = self.queue_map.get(target, target)
+                self.stats.handoffs += 1
         if agent in ("", NONE):
             return [event]
         agent_id = normalise_agent_id(agent)
@@ -340,6 +364,10 @@ class QueueLogMapper:
             event["tenant"] = self.tenant
         return event
 
+    def _transfer_target(self, exten: str, context: str) -> str | None:
+        """The Asterisk queue behind extension `exten` of `context`, when the transfer map names one."""
+        return self.transfer_queues.get(f"{exten}@{context}", self.transfer_queues.get(exten))
+
     def _is_paused(self, agent_id: str, queue: str) -> bool:
         return (agent_id, queue) in self._paused or (agent_id, ALL_QUEUES) in self._paused
 
@@ -373,5 +401,13 @@ class QueueLogMapper:
     def _malformed(self, line: str, why: str) -> list[Event]:
         self.stats.malformed += 1
         if len(self.stats.malformed_examples) < MAX_EXAMPLES:
-            self.stats.malformed_examples.append(f"{line[:200]!r}: {why}")
+            self.stats.malformed_examples.append(f"{_without_caller(line)[:200]!r}: {why}")
         return []
+
+
+def _without_caller(line: str) -> str:
+    """A line as shown on stderr: an ENTERQUEUE's caller number (the source of `customer_id`) masked."""
+    fields = line.split("|")
+    if len(fields) > 6 and fields[4] == "ENTERQUEUE" and fields[6]:
+        fields[6] = "<caller>"
+    return "|".join(fields)

@@ -140,6 +140,15 @@ def test_queue_map_and_tenant_reach_every_event(tmp_path):
     assert {e["tenant"] for e in events} == {"acme"}
 
 
+def test_transfer_queue_turns_a_transfer_into_a_hand_off(tmp_path):
+    log = tmp_path / "queue_log"
+    log.write_text(text(LINES))
+    events, stderr = ingest(log, "--transfer-queue", "3001@from-internal=support", "--queue-map", "support=Support")
+    (transfer,) = [e for e in events if e["type"] == "call.completed" and e["call_id"] == "c4"]
+    assert transfer["to_queue"] == "Support"
+    assert "transfers to a queue (hand-offs) 1" in stderr
+
+
 def test_follow_across_rotations_and_restarts_sends_every_line_once(tmp_path):
     log = tmp_path / "queue_log"
     position = tmp_path / "queue_log.pos"
@@ -221,6 +230,7 @@ def test_a_position_file_without_follow_reads_only_what_is_new(tmp_path):
     [
         (["missing_queue_log"], "is not a file"),
         (["{log}", "--queue-map", "sales"], "expected ASTERISK_QUEUE=QUEUE"),
+        (["{log}", "--transfer-queue", "600"], "expected EXTEN[@CONTEXT]=ASTERISK_QUEUE"),
         (["{log}", "--follow", "--exit-after-idle", "-1"], "--exit-after-idle must be zero or more"),
         (["{log}", "--position-file", "{broken}"], "delete it to read the log from its start"),
     ],

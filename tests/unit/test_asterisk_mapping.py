@@ -355,3 +355,83 @@ def test_bytes_and_crlf_lines_map_like_text():
     from_text = mapped("1700000000|u1|sales|NONE|ENTERQUEUE||5550001|1")
     assert from_bytes == from_text
     assert from_bytes[0]["call_id"] == "u1"
+
+
+# --- transfers as hand-offs, the caller as customer_id ------------------------------------------------
+
+TRANSFER_MAP = {"600@from-internal": "support", "601": "billing"}
+
+
+@pytest.mark.parametrize(
+    ("line", "to_queue"),
+    [
+        ("1700000100|u1|sales|SIP/2002|BLINDTRANSFER|600|from-internal|10|91|1", "support"),
+        ("1700000100|u1|sales|SIP/2002|TRANSFER|600|from-internal|10|90|1", "support"),
+        ("1700000100|u1|sales|SIP/2002|BLINDTRANSFER|600|other-context|10|91|1", None),  # another 600
+        ("1700000100|u1|sales|SIP/2002|BLINDTRANSFER|601|any-context|10|91|1", "billing"),
+        ("1700000100|u1|sales|SIP/2002|BLINDTRANSFER|2001|from-internal|10|91|1", None),  # a person
+        ("1700000100|u1|sales|SIP/2002|ATTENDEDTRANSFER|APP|Queue|10|93|1", None),  # names no queue
+        ("1700000100|u1|sales|SIP/2002|ATTENDEDTRANSFER|BRIDGE|a1b2c3|10|92|1", None),
+    ],
+)
+def test_a_transfer_to_an_extension_that_is_a_queue_is_a_hand_off(line, to_queue):
+    events = mapped(line, QueueLogMapper({"billing": "Billing"} if to_queue == "billing" else None,
+                                         transfer_queues=TRANSFER_MAP))
+    completed = events[0]
+    assert completed["type"] == "call.completed" and completed["talk_seconds"] in (90, 91, 92, 93)
+    expected = "Billing" if to_queue == "billing" else to_queue
+    assert completed.get("to_queue") == expected
+
+
+def journey_of(text: str, mapper: QueueLogMapper) -> dict:
+    from streamer.core.report import Report
+
+    report = Report()
+    for event in mapped(text, mapper):
+        report.add_event(parse_event(event))
+    return report.to_dict()["queues"]
+
+
+BLIND_TRANSFER_LOG = """
+1700000000|u1|sales|NONE|ENTERQUEUE||+441632960001|1
+1700000010|u1|sales|Agent/7|CONNECT|10|b1|2
+1700000100|u1|sales|Agent/7|BLINDTRANSFER|600|from-internal|10|90|1
+1700000101|u1|support|NONE|ENTERQUEUE||+441632960001|1
+1700000131|u1|support|Agent/9|CONNECT|30|b2|2
+1700000300|u1|support|Agent/9|COMPLETECALLER|30|169|1
+1700000400|u2|sales|NONE|ENTERQUEUE||+441632960001|1
+1700000460|u2|sales|NONE|EXITWITHTIMEOUT|1|1|60
+1700000465|u2|billing|NONE|ENTERQUEUE||+441632960001|1
+1700000470|u2|billing|NONE|ABANDON|1|1|5
+"""
+
+
+def test_a_blind_transfer_into_a_queue_continues_the_callers_journey():
+    queues = journey_of(BLIND_TRANSFER_LOG, QueueLogMapper(transfer_queues=TRANSFER_MAP, customer_key=b"k"))
+    sales, support, billing = (queues[q]["total"] for q in ("sales", "support", "billing"))
+    # u1: sales -> support by the agent's transfer; u2: sales -> billing after a timeout (5 s later).
+    assert (sales["handoffs_out"], support["handoffs_in"], billing["handoffs_in"]) == (2, 1, 1)
+    assert (sales["journeys"], sales["journeys_with_handoff"], support["journeys"]) == (2, 2, 0)
+    assert sales["journey_answered"] == 1 and sales["journey_asa_seconds"] == 40.0  # 10 s in sales + 30 s in support
+    assert sales["journey_abandoned"] == 1  # u2 waited 60 + 5 s
+    # One customer (the same hashed number), two contacts: the second within 30 minutes.
+    assert (sales["contacts_identified"], sales["repeat_contacts"], support["contacts_identified"]) == (2, 1, 0)
+
+
+def test_without_the_transfer_map_the_transferred_call_starts_a_new_journey():
+    queues = journey_of(BLIND_TRANSFER_LOG, QueueLogMapper())
+    assert queues["support"]["total"]["journeys"] == 1 and queues["support"]["total"]["handoffs_in"] == 0
+
+
+def test_the_customer_id_is_a_keyed_hash_of_the_caller_never_the_number():
+    events = mapped(BLIND_TRANSFER_LOG, QueueLogMapper(customer_key=b"secret"))
+    ids = {e["customer_id"] for e in events if "customer_id" in e}
+    assert len(ids) == 1 and "441632960001" not in next(iter(ids))
+    assert all("441632960001" not in str(e) for e in events)
+
+
+def test_a_malformed_line_is_shown_without_the_caller_number():
+    mapper = QueueLogMapper()
+    mapped("1700000000|NONE|sales|NONE|ENTERQUEUE||+441632960001|1", mapper)
+    assert mapper.stats.malformed == 1
+    assert "441632960001" not in mapper.stats.summary() and "<caller>" in mapper.stats.summary()

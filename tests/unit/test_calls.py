@@ -15,7 +15,7 @@ from streamer.core.config import (
     POLICY_REMOVED_FROM_QUEUE,
     QueueSettings,
 )
-from tests.eventlog import EventLog
+from tests.eventlog import EventLog, visit_facts
 
 T0 = 1780308000000  # 2026-06-01T10:00:00Z
 DEFAULT = QueueSettings()  # T = 20 s, S = 5 s, COPC callback policy
@@ -33,11 +33,11 @@ class Run:
         return [(f.kind, f.queue, f.wait_ms) for f in self.facts if f.is_outcome]
 
     def kinds(self) -> list[str]:
-        return [f.kind for f in self.facts]
+        return [f.kind for f in visit_facts(self.facts)]
 
     def counts(self, settings: QueueSettings = DEFAULT) -> dict[str, int]:
         block = counters.empty()
-        for fact in self.facts:
+        for fact in visit_facts(self.facts):
             counters.add_fact(block, fact, settings)
         return {name: block[i] for name, i in counters.INDEX.items() if block[i]}
 
@@ -269,7 +269,7 @@ def test_expire_ends_an_open_visit_at_enqueue_plus_max_age():
     max_age = 3_600_000
     assert calls.expire(state, T0 + max_age - 1, max_age).facts == []
     step = calls.expire(state, T0 + max_age + 5_000, max_age)
-    assert [(f.kind, f.ts, f.wait_ms) for f in step.facts] == [("expired", T0 + max_age, None)]
+    assert [(f.kind, f.ts, f.wait_ms) for f in visit_facts(step.facts)] == [("expired", T0 + max_age, None)]
     assert step.state is not None and not step.state.is_open
     assert state.is_open  # the old state is not mutated
 
@@ -279,7 +279,7 @@ def test_expire_also_ends_a_waiting_callback_marker():
     log.enqueued("c3", 0)
     log.callback("c3", 30, "keep_position")
     step = calls.expire(run(log).state, T0 + 7_200_000, 3_600_000)  # type: ignore[arg-type]
-    assert [f.kind for f in step.facts] == ["expired"]
+    assert [f.kind for f in visit_facts(step.facts)] == ["expired"]
 
 
 def test_expire_does_nothing_to_an_ended_visit():

@@ -23,7 +23,7 @@ FUZZ_EXAMPLES = 2000
 REASONS = {"invalid_json", "wrong_type", "missing_field", "unknown_type", "bad_time", "bad_value", "bad_queue",
            "too_large"}
 FIELDS = ["event_id", "type", "ts", "call_id", "queue", "agent_id", "tenant", "customer_id", "reason", "to_queue",
-          "mode", "state", "queues", "talk_seconds", "hold_seconds", "wrap_seconds"]
+          "mode", "state", "queues", "talk_seconds", "hold_seconds", "wrap_seconds", "nps", "csat"]
 BROAD = settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -42,7 +42,7 @@ def check_invariants(event: ev.Event) -> None:
     assert event.type in ev.EVENT_TYPES
     assert ev.MIN_TS_MS <= event.ts < ev.MAX_TS_MS
     assert 0 < len(event.event_id) <= ev.MAX_ID_CHARS
-    if event.type in ev.CALL_TYPES:
+    if event.type in ev.CALL_KEYED_TYPES:
         assert event.call_id and len(event.call_id) <= ev.MAX_ID_CHARS
         assert event.queue and len(event.queue) <= ev.MAX_QUEUE_CHARS and event.queue.isprintable()
     if event.type == ev.AGENT_STATE:
@@ -52,6 +52,10 @@ def check_invariants(event: ev.Event) -> None:
         assert event.mode in ev.CALLBACK_MODES
     if event.type == ev.CALL_DEQUEUED:
         assert event.reason in ev.DEQUEUE_REASONS
+    if event.type == ev.SURVEY_COMPLETED:
+        assert event.nps is not None or event.csat is not None
+        assert event.nps is None or ev.NPS_RANGE[0] <= event.nps <= ev.NPS_RANGE[1]
+        assert event.csat is None or ev.CSAT_RANGE[0] <= event.csat <= ev.CSAT_RANGE[1]
     for seconds in (event.talk_seconds, event.hold_seconds, event.wrap_seconds):
         assert seconds is None or (math.isfinite(seconds) and 0 <= seconds <= ev.MAX_DURATION_SECONDS)
 
@@ -71,6 +75,7 @@ SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(), st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=40),
     st.sampled_from(["call.enqueued", "call.answered", "agent.state", "callback.requested", "call.completed",
+                     "survey.completed",
                      "2026-06-01T10:00:00Z", "2026-06-01T10:00:00", "2026-13-01T10:00:00Z", "9999-12-31T23:59:59Z",
                      "keep_position", "scheduled", "overflow", "busy", "q\x00", "\u202eq", "Ünïcødé 📞", ""]),
 )
@@ -120,6 +125,12 @@ def valid_events(draw: st.DrawFn) -> dict[str, Any]:
         event["reason"] = draw(st.sampled_from(sorted(ev.DEQUEUE_REASONS)))
     if kind == ev.CALL_COMPLETED and draw(st.booleans()):
         event["talk_seconds"] = draw(st.floats(0, ev.MAX_DURATION_SECONDS))
+    if kind == ev.SURVEY_COMPLETED:
+        scores = draw(st.sampled_from([("nps",), ("csat",), ("nps", "csat")]))
+        if "nps" in scores:
+            event["nps"] = draw(st.integers(*ev.NPS_RANGE))
+        if "csat" in scores:
+            event["csat"] = draw(st.integers(*ev.CSAT_RANGE))
     return event
 
 

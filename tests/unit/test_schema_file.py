@@ -83,6 +83,22 @@ SHARED_EXAMPLES: list[tuple[str, dict[str, Any], bool]] = [
     ("negative talk", call(type="call.completed", talk_seconds=-1), False),
     ("talk over a week", call(type="call.completed", talk_seconds=604801), False),
     ("talk as text", call(type="call.completed", talk_seconds="60"), False),
+    ("completed with a transfer", call(type="call.completed", to_queue="q2"), True),
+    ("survey nps", call(type="survey.completed", nps=9), True),
+    ("survey csat", call(type="survey.completed", csat=1), True),
+    ("survey both, agent and customer", call(type="survey.completed", nps=0, csat=5, agent_id="a1",
+                                              customer_id="h:1"), True),
+    ("survey nps as an integral float", call(type="survey.completed", nps=7.0), True),
+    ("survey without a score", call(type="survey.completed"), False),
+    ("survey nps 11", call(type="survey.completed", nps=11), False),
+    ("survey nps -1", call(type="survey.completed", nps=-1), False),
+    ("survey csat 0", call(type="survey.completed", csat=0), False),
+    ("survey csat 6", call(type="survey.completed", csat=6, nps=5), False),
+    ("survey nps 7.5", call(type="survey.completed", nps=7.5), False),
+    ("survey nps as text", call(type="survey.completed", nps="7"), False),
+    ("survey nps true", call(type="survey.completed", nps=True), False),
+    ("survey without call_id", call(type="survey.completed", nps=5, call_id=None), False),
+    ("survey without queue", call(type="survey.completed", csat=3, queue=None), False),
 ]
 
 # Rejected by the parser though JSON Schema cannot say so: impossible calendar dates and times, times

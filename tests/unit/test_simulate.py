@@ -22,7 +22,7 @@ from streamer.simulate.scenarios import DAY_PROFILE, cover_with_shifts, demo, pl
 TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 CALL_TYPES = {
     "call.enqueued", "call.answered", "call.abandoned", "call.dequeued", "call.completed",
-    "callback.requested", "callback.connected", "callback.failed",
+    "callback.requested", "callback.connected", "callback.failed", "survey.completed",
 }  # fmt: skip
 AGENT_STATES = {"available", "busy", "wrap_up", "away", "logged_out"}
 START_MS = parse_start("2026-06-01T00:00:00Z")
@@ -63,6 +63,8 @@ def check_schema(events: list[dict]) -> None:
         assert isinstance(event["call_id"], str) and isinstance(event["queue"], str)
         if kind in ("call.answered", "callback.connected", "call.completed"):
             assert isinstance(event["agent_id"], str)
+        if kind == "survey.completed":
+            assert 0 <= event["nps"] <= 10 and 1 <= event["csat"] <= 5
         if kind == "call.dequeued":
             assert event["reason"] == "overflow" and isinstance(event["to_queue"], str)
         if kind == "callback.requested":
@@ -82,7 +84,7 @@ LIFECYCLE = {
         "callback.requested:keep_position": "marker",
     },
     "marker": {"callback.connected": "talking", "callback.failed": "end"},
-    "talking": {"call.completed": "end"},
+    "talking": {"call.completed": "end", "call.completed:transfer": "moved"},
 }
 OUTCOMES = {
     "call.answered", "call.abandoned", "call.dequeued", "callback.requested:scheduled",
@@ -92,7 +94,8 @@ OUTCOMES = {
 
 def check_visits(events: list[dict]) -> Counter:
     """Each visit starts with call.enqueued and ends in exactly one outcome; a completed call follows
-    every answer; an overflow is followed at once by the visit on the next queue. Returns outcomes."""
+    every answer; an overflow or a transfer is followed at once by the visit on the next queue; a survey
+    comes after its call's end. Returns outcomes."""
     state: dict[str, str] = {}
     queue_of: dict[str, str] = {}
     outcomes: Counter = Counter()
@@ -101,6 +104,12 @@ def check_visits(events: list[dict]) -> Counter:
         if kind == "agent.state":
             continue
         call, key = event["call_id"], kind + (f":{event['mode']}" if kind == "callback.requested" else "")
+        if kind == "call.completed" and "to_queue" in event:
+            key = "call.completed:transfer"
+        if kind == "survey.completed":
+            assert state.get(call) == "end" and event["queue"] == queue_of[call], event
+            outcomes[kind] += 1
+            continue
         if kind == "call.enqueued":
             assert state.get(call) in (None, "moved"), f"{call} entered twice: {event}"
             if state.get(call) == "moved":
@@ -113,7 +122,7 @@ def check_visits(events: list[dict]) -> Counter:
         state[call] = LIFECYCLE[state[call]][key]
         if key in OUTCOMES:
             outcomes[key] += 1
-        if kind == "call.dequeued":
+        if kind == "call.dequeued" or key == "call.completed:transfer":
             queue_of[call] = event["to_queue"]
     assert all(s == "end" for s in state.values()), Counter(state.values())
     return outcomes
@@ -403,3 +412,100 @@ def test_every_model_flag_reaches_the_model(tmp_path):
     assert {e["queue"] for e in events if "queue" in e} == {"vip", "support"}
     assert all(e["wrap_seconds"] == 10 for e in events if e["type"] == "call.completed")
     assert {e["agent_id"].split("-")[0] for e in events if e["type"] == "agent.state"} == {"vip", "support"}
+
+
+# --- customers, transfers, surveys --------------------------------------------------------------------
+
+
+def journey_scenario(**changes) -> Scenario:
+    from streamer.simulate.scenario import Recall, Surveys
+
+    options = {"customers": 10**9, "recall": Recall(after_answered=0.1, after_abandoned=0.6),
+               "surveys": Surveys(share=0.5), "transfers": [("sales", "billing", 0.2)]}
+    options.update(changes)
+    return plain(200, 200, 6, 60, queues=("sales", "billing"), **options)
+
+
+@pytest.fixture(scope="module")
+def journey_events() -> list[dict]:
+    return list(simulate(journey_scenario(), seed=11, start_ms=START_MS, hours=24))
+
+
+def test_journey_features_follow_the_schema_and_the_visit_rules(journey_events):
+    check_schema(journey_events)
+    outcomes = check_visits(journey_events)
+    check_agents(journey_events)
+    assert outcomes["survey.completed"] > 0
+    transfers = [e for e in journey_events if e["type"] == "call.completed" and "to_queue" in e]
+    assert transfers and all(e["queue"] == "sales" and e["to_queue"] == "billing" for e in transfers)
+
+
+def test_customers_call_again_more_often_after_an_abandon():
+    """With a pool so large that two callers never share a customer by chance, every second call of a
+    customer is a recall: after 60 % of abandons, after 10 % of answered journeys."""
+    events = list(simulate(journey_scenario(transfers=[], surveys=None), seed=5, start_ms=START_MS, hours=48))
+    first_visit: dict[str, str] = {}
+    ending: dict[str, str] = {}
+    calls_of: dict[str, list[str]] = defaultdict(list)
+    for e in events:
+        if e["type"] == "call.enqueued" and e["call_id"] not in first_visit:
+            first_visit[e["call_id"]] = e["queue"]
+            calls_of[e["customer_id"]].append(e["call_id"])
+        elif e["type"] in ("call.abandoned", "call.completed"):
+            ending[e["call_id"]] = e["type"]
+    came_back = Counter()
+    ended = Counter()
+    for customer_calls in calls_of.values():
+        for call, following in zip(customer_calls, [*customer_calls[1:], None], strict=True):
+            ended[ending.get(call)] += 1
+            came_back[ending.get(call)] += following is not None
+            if following is not None:
+                assert first_visit[following] == first_visit[call], "a recall goes to the first queue again"
+    after_abandon = came_back["call.abandoned"] / ended["call.abandoned"]
+    after_answer = came_back["call.completed"] / ended["call.completed"]
+    assert ended["call.abandoned"] > 200
+    # Recalls that would come after the run's end are not made: a little below the shares.
+    assert 0.5 < after_abandon <= 0.6 + 0.05 and 0.04 < after_answer <= 0.1 + 0.02
+    assert after_abandon > 5 * after_answer
+
+
+def test_survey_scores_are_worse_after_a_transfer(journey_events):
+    transferred = {e["call_id"] for e in journey_events if e["type"] == "call.completed" and "to_queue" in e}
+    scores = defaultdict(list)
+    for e in journey_events:
+        if e["type"] == "survey.completed":
+            scores[e["call_id"] in transferred].append(e["nps"])
+            assert e["customer_id"].startswith("cust-")
+    assert len(scores[True]) > 30
+    assert statistics.mean(scores[True]) < statistics.mean(scores[False]) - 1
+
+
+def test_without_the_journey_flags_nothing_of_them_appears():
+    events = list(simulate(plain(200, 200, 6, 60), seed=2, start_ms=START_MS, hours=6))
+    assert not any(e["type"] == "survey.completed" or "to_queue" in e or "customer_id" in e for e in events)
+
+
+def test_the_journey_flags_reach_the_model(tmp_path):
+    out = tmp_path / "journeys.jsonl"
+    argv = ["simulate", "--queues", "support,billing", "--customers", "500", "--recall-abandoned", "0.5",
+            "--recall-answered", "0.1", "--transfer", "support:billing:0.1", "--surveys", "0.4", "--patience", "60",
+            "--hours", "8", "--out", str(out)]
+    assert main(argv) == 0
+    events = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    check_visits(events)
+    customers = Counter(e["customer_id"] for e in events if e["type"] == "call.enqueued")
+    assert len(customers) <= 500 and max(customers.values()) > 1
+    assert any(e["type"] == "survey.completed" for e in events)
+    assert any(e.get("to_queue") == "billing" and e["type"] == "call.completed" for e in events)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--recall-abandoned", "0.3"], "need a customer pool"),
+    (["--transfer", "support:nowhere:0.1"], "transfers to unknown queue"),
+    (["--transfer", "elsewhere:support:0.1"], "from unknown queue"),
+    (["--scenario", "demo", "--customers", "5"], "drop --customers"),
+    (["--theory", "--surveys", "0.1"], "drop --surveys"),
+])
+def test_bad_journey_flags_get_a_clear_message(argv, message, capsys):
+    assert main(["simulate", "--hours", "1", "--out", "-", *argv]) == 2
+    assert message in capsys.readouterr().err

@@ -7,7 +7,7 @@ from collections import Counter
 from streamer.core import calls
 from streamer.core.config import Config, Limits, QueueSettings
 from streamer.core.tracker import CallTracker, Outcome
-from tests.eventlog import EventLog
+from tests.eventlog import EventLog, visit_facts
 
 T0 = 1780308000000  # 2026-06-01T10:00:00Z
 MINUTE = 60_000
@@ -20,8 +20,8 @@ def feed(tracker: CallTracker, log: EventLog, start: int = 0) -> tuple[list[Outc
     for event in log.events()[start:]:
         outcome = tracker.process(event)
         outcomes.append(outcome)
-        facts.extend(outcome.facts)
-        facts.extend(tracker.advance())
+        facts.extend(visit_facts(outcome.facts))
+        facts.extend(visit_facts(tracker.advance()))
     return outcomes, facts
 
 
@@ -107,7 +107,7 @@ def test_advance_works_at_most_once_per_minute_of_stream_time():
     log.enqueued("c1", 0)
     feed(tracker, log)
     tracker.stream_time = T0 + 61_000
-    assert [f.kind for f in tracker.advance()] == ["expired"]
+    assert [f.kind for f in visit_facts(tracker.advance())] == ["expired"]
     assert tracker.advance() == []
 
 
