@@ -35,6 +35,7 @@ def unique_names(prefix: str = "t") -> dict[str, str]:
         "STREAMER_TOPIC_OUTCOMES": f"{tag}-call-outcomes",
         "STREAMER_TOPIC_INTERVALS": f"{tag}-queue-intervals",
         "STREAMER_TOPIC_DLQ": f"{tag}-call-events-dlq",
+        "STREAMER_TOPIC_CONTACTS": f"{tag}-call-contacts",
     }
 
 

@@ -2,8 +2,9 @@
 
 Caught up means, for the records sent (the last offset of each partition they went to):
   1. stage 1 has processed every one of them (its tables hold them, their facts are sent);
-  2. stage 2 has applied every record on `call-outcomes` up to the end it had when 1 held;
-  3. no owned queue has an interval whose newest counts are not on `queue-intervals` yet.
+  2. the customer stage has processed `call-contacts` up to the end it had when 1 held;
+  3. stage 2 has applied every record on `call-outcomes` up to the end it had when 2 held;
+  4. no owned queue has an interval whose newest counts are not on `queue-intervals` yet.
 The workers say how far they are in `/api/queues` ("progress", and each queue's
 "intervals_pending"); every worker of the group must be given, since each one reports only the
 partitions and queues it owns. Intervals close on the watermark, or after the idle period of a quiet
@@ -69,6 +70,16 @@ async def _end_offsets(bootstrap: str, topic: str, security: dict[str, Any]) -> 
         await consumer.stop()
 
 
+async def _customers_behind(answered: list[dict[str, Any]], topics: dict[str, str], bootstrap: str,
+                            security: dict[str, Any], targets: dict[int, int]) -> dict[int, tuple[int, int | None]]:
+    """The customer stage's partitions not yet through what stage 1 had sent them when it was done."""
+    if not targets:
+        ends = await _end_offsets(bootstrap, topics["contacts"], security)
+        targets.update({p: end - 1 for p, end in ends.items() if end > 0})
+    done = _merge(answered, "customers")
+    return {p: (last, done.get(p)) for p, last in targets.items() if done.get(p, -1) < last}
+
+
 async def wait_caught_up(workers: list[str], events_topic: str, last_offsets: dict[int, int], bootstrap: str,
                          timeout: float, security: dict[str, Any] | None = None,
                          say: Callable[[str], None] = lambda line: None) -> CatchUp:
@@ -77,6 +88,7 @@ async def wait_caught_up(workers: list[str], events_topic: str, last_offsets: di
     deadline = started + timeout
     security = security or {}
     outcome_targets: dict[int, int] | None = None
+    contact_targets: dict[int, int] = {}  # filled once stage 1 is done: call-contacts' end then
     step = "waiting for the workers to answer"
     while True:
         docs = await asyncio.gather(*(asyncio.to_thread(_get, url) for url in workers))
@@ -94,6 +106,11 @@ async def wait_caught_up(workers: list[str], events_topic: str, last_offsets: di
             if behind:
                 step = ("stage 1 has not processed " + ", ".join(
                     f"partition {p} up to offset {last} (at {stage1.get(p)})" for p, last in sorted(behind.items())))
+            elif "contacts" in topics and (behind := await _customers_behind(answered, topics, bootstrap, security,
+                                                                              contact_targets)):
+                step = ("the customer stage has not processed " + ", ".join(
+                    f"{topics['contacts']} partition {p} up to offset {last} (at {at})"
+                    for p, (last, at) in sorted(behind.items())))
             else:
                 if outcome_targets is None:
                     ends = await _end_offsets(bootstrap, topics["outcomes"], security)

@@ -16,6 +16,7 @@ import orjson
 
 from streamer.app import bulk, records
 from streamer.app.bulk import PartitionedTable, assigned_partitions, committed_offsets, quiet_monitor_class, raw_table
+from streamer.app.customers import CustomerOutputs, CustomerStage
 from streamer.app.health import Health
 from streamer.app.settings import WorkerSettings, load_worker_settings
 from streamer.app.shutdown import install_stop_deadline
@@ -31,9 +32,10 @@ class Pipeline:
     """The running pieces of one worker, for the web pages and the exporter to read."""
 
     def __init__(self, app: faust.App, settings: WorkerSettings, config: Config, health: Health,
-                 calls: CallStage, queues: QueueStage, topics: dict[str, Any], queue_table: Any) -> None:
+                 calls: CallStage, queues: QueueStage, topics: dict[str, Any], queue_table: Any,
+                 customers: CustomerStage) -> None:
         self.app, self.settings, self.config, self.health = app, settings, config, health
-        self.calls, self.queues, self.topics = calls, queues, topics
+        self.calls, self.queues, self.topics, self.customers = calls, queues, topics, customers
         self.queue_table = queue_table  # a Faust table partitioned like call-outcomes, for routing by queue
         self.started = time.time()
 
@@ -57,9 +59,13 @@ class Pipeline:
                    if p in self.queues.owned else None,
                    "watermark": format_ts(m) if (m := self.queues.watermark(p)) is not None else None}
                   for p in outcome_partitions]
-        return {"topics": {"events": s.events_topic, "outcomes": s.outcomes_topic,
+        contacts_committed = committed_offsets(self.app, s.contacts_topic)
+        customers = [{**entry, "offset": _processed(entry["offset"], contacts_committed.get(entry["partition"]))
+                      if entry["partition"] in self.customers.owned else None}
+                     for entry in self.customers.progress(assigned_partitions(self.app, s.contacts_topic))]
+        return {"topics": {"events": s.events_topic, "outcomes": s.outcomes_topic, "contacts": s.contacts_topic,
                            "intervals": s.intervals_topic, "dlq": s.dlq_topic},
-                "idle_seconds": idle_seconds, "stage1": stage1, "stage2": stage2}
+                "idle_seconds": idle_seconds, "stage1": stage1, "customers": customers, "stage2": stage2}
 
 
 def _processed(applied: int | None, committed: int | None) -> int | None:
@@ -99,6 +105,7 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
     raw = {"key_type": str, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     events = app.topic(settings.events_topic, partitions=settings.event_partitions, internal=True, **raw)
     outcomes = app.topic(settings.outcomes_topic, partitions=settings.outcome_partitions, internal=True, **raw)
+    contacts = app.topic(settings.contacts_topic, partitions=settings.event_partitions, internal=True, **raw)
     intervals = app.topic(settings.intervals_topic, partitions=settings.outcome_partitions, internal=True,
                           compacting=True, **raw)
     dlq = app.topic(settings.dlq_topic, partitions=settings.event_partitions, internal=True,
@@ -107,36 +114,58 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
     health = Health()
     call_table = PartitionedTable(app, raw_table(app, "calls", settings.event_partitions, rocks))
     queue_table = PartitionedTable(app, raw_table(app, "queue-state", settings.outcome_partitions, rocks))
+    customer_table = PartitionedTable(app, raw_table(app, "customers", settings.event_partitions, rocks))
     calls = CallStage(config, call_table.rows, settings.event_partitions, health)
-    queues = QueueStage(config, queue_table.rows, settings.event_partitions, settings.outcome_partitions, health)
+    customers = CustomerStage(config, customer_table.rows, settings.event_partitions)
+    # Stage 2's upstream: stage 1's partitions, then the customer stage's (CustomerStage.published_progress).
+    queues = QueueStage(config, queue_table.rows, 2 * settings.event_partitions, settings.outcome_partitions, health)
     pipeline = Pipeline(app, settings, config, health, calls, queues,
-                        {"events": events, "outcomes": outcomes, "intervals": intervals, "dlq": dlq},
-                        queue_table.table)
+                        {"events": events, "outcomes": outcomes, "contacts": contacts, "intervals": intervals,
+                         "dlq": dlq}, queue_table.table, customers)
     app.pipeline = pipeline  # type: ignore[attr-defined]
 
-    # The two stages take their topics' records a partition batch at a time (streamer/app/bulk.py).
-    routes = bulk.install(app, [events, outcomes])
+    # The stages take their topics' records a partition batch at a time (streamer/app/bulk.py).
+    routes = bulk.install(app, [events, contacts, outcomes])
 
-    outputs: list[Outputs] = []
+    outputs: dict[str, Any] = {}
+
+    async def partitions_of(topic: str) -> int:
+        return await bulk.partition_count(app, topic)
 
     async def track_calls(partition: int, batch: list[Any]) -> None:
-        if not outputs:
-            outputs.append(Outputs(settings.outcomes_topic, await bulk.partition_count(app, settings.outcomes_topic),
-                                   settings.dlq_topic, await bulk.partition_count(app, settings.dlq_topic),
-                                   lambda: bulk.Batches(app), call_table.write))
-        await calls.handle(partition, batch, outputs[0])
+        if "calls" not in outputs:
+            outputs["calls"] = Outputs(settings.outcomes_topic, await partitions_of(settings.outcomes_topic),
+                                       settings.contacts_topic, await partitions_of(settings.contacts_topic),
+                                       settings.dlq_topic, await partitions_of(settings.dlq_topic),
+                                       lambda: bulk.Batches(app), call_table.write)
+        await calls.handle(partition, batch, outputs["calls"])
+
+    async def track_customers(partition: int, batch: list[Any]) -> None:
+        if "customers" not in outputs:
+            outputs["customers"] = CustomerOutputs(settings.outcomes_topic,
+                                                   await partitions_of(settings.outcomes_topic),
+                                                   lambda: bulk.Batches(app), customer_table.write)
+        await customers.handle(partition, batch, outputs["customers"])
 
     async def aggregate_queues(partition: int, batch: list[Any]) -> None:
         await queues.handle(partition, batch, queue_table.write)
 
     routes.add(settings.events_topic, track_calls)
+    routes.add(settings.contacts_topic, track_customers)
     routes.add(settings.outcomes_topic, aggregate_queues)
 
     @app.timer(settings.emit_every_seconds)
     async def publish_progress() -> None:
+        # Stage 2 and the customer stage take their time from stage 1's partitions (a watermark).
         assigned = assigned_partitions(app, settings.events_topic)
         for partition, stream_time, idle in calls.progress(assigned, config.limits.idle_seconds):
             value = records.progress_record(partition, stream_time, idle)
+            for topic, partitions in ((outcomes, settings.outcome_partitions), (contacts, settings.event_partitions)):
+                for target in range(partitions):
+                    await topic.send(value=value, partition=target)
+        for upstream, watermark, idle in customers.published_progress(
+                assigned_partitions(app, settings.contacts_topic)):
+            value = records.progress_record(upstream, watermark, idle)
             for target in range(settings.outcome_partitions):
                 await outcomes.send(value=value, partition=target)
 
@@ -170,6 +199,8 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
         # serves its queues (and emits the intervals its predecessor left unwritten) at once.
         for partition in assigned_partitions(app, settings.events_topic):
             calls.tracker(partition)
+        for partition in assigned_partitions(app, settings.contacts_topic):
+            customers.partition(partition)
         for partition in assigned_partitions(app, settings.outcomes_topic):
             queues.partition_states(partition)
         # Faust logs the steps of a recovery; this is the figure to watch: assignment to ready.
@@ -181,6 +212,7 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
     async def on_revoked(app: faust.App, revoked: set, **kwargs: Any) -> None:
         await routes.idle()  # the batch in flight finishes before its partition is handed over
         calls.forget_partitions({tp.partition for tp in revoked if tp.topic == settings.events_topic})
+        customers.forget_partitions({tp.partition for tp in revoked if tp.topic == settings.contacts_topic})
         queues.forget_partitions({tp.partition for tp in revoked if tp.topic == settings.outcomes_topic})
 
     from streamer.export.web import install_pages

@@ -181,6 +181,7 @@ class WorkerSettings:
     app_id: str = "streamer"
     events_topic: str = "call-events"
     outcomes_topic: str = "call-outcomes"
+    contacts_topic: str = "call-contacts"
     intervals_topic: str = "queue-intervals"
     dlq_topic: str = "call-events-dlq"
     event_partitions: int = 4
@@ -250,6 +251,7 @@ def load_worker_settings(env: Mapping[str, str] | None = None) -> WorkerSettings
         app_id=_topic(env, "STREAMER_APP_ID", "streamer"),
         events_topic=events_topic(env),
         outcomes_topic=_topic(env, "STREAMER_TOPIC_OUTCOMES", "call-outcomes"),
+        contacts_topic=_topic(env, "STREAMER_TOPIC_CONTACTS", "call-contacts"),
         intervals_topic=_topic(env, "STREAMER_TOPIC_INTERVALS", "queue-intervals"),
         dlq_topic=_topic(env, "STREAMER_TOPIC_DLQ", "call-events-dlq"),
         event_partitions=events_partitions,

@@ -21,7 +21,7 @@ import orjson
 from streamer.app import records as wire
 from streamer.app.health import Health
 from streamer.core import events as ev
-from streamer.core.calls import CallState
+from streamer.core.calls import CONTACT, CallState
 from streamer.core.config import Config
 from streamer.core.partitioning import partition_of
 from streamer.core.tracker import DUPLICATE, INVALID, PROCESSED, CallTracker
@@ -31,11 +31,14 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Outputs:
     """Where stage 1's records go: facts to `call-outcomes` (partitioned by queue, as Kafka's default
-    partitioner would), dead letters to the DLQ, rows through `write(partition, changes)`; `batches()`
+    partitioner would), contacts also to `call-contacts` (by customer), dead letters to the DLQ, rows
+    through `write(partition, changes)`; `batches()`
     gathers records to deliver together (streamer/app/bulk.py `Batches`)."""
 
     outcomes_topic: str
     outcome_partitions: int
+    contacts_topic: str
+    contact_partitions: int
     dlq_topic: str
     dlq_partitions: int
     batches: Callable[[], Any]
@@ -84,6 +87,7 @@ class BatchOutput:
 
     tracker: CallTracker
     facts: dict[str, list[list]] = field(default_factory=lambda: defaultdict(list))
+    contacts: list[tuple[str, list]] = field(default_factory=list)  # (customer id, fact) for the customer stage
     agents: dict[str, list[list]] = field(default_factory=lambda: defaultdict(list))
     dead: list[tuple[int, str, str]] = field(default_factory=list)
 
@@ -188,7 +192,10 @@ class CallStage:
                         out.agents[queue].append([event.agent_id, event.state, event.ts])
             else:
                 for fact in outcome.facts:
-                    out.facts[fact.queue].append(fact.to_list())
+                    data = fact.to_list()
+                    out.facts[fact.queue].append(data)
+                    if fact.kind == CONTACT:
+                        out.contacts.append((fact.customer_id, data))  # type: ignore[arg-type]
                 for fact in tracker.advance():
                     out.facts[fact.queue].append(fact.to_list())
             if outcome.result not in (PROCESSED, DUPLICATE):
@@ -233,6 +240,10 @@ class CallStage:
             key = queue.encode()
             batches.add(out.outcomes_topic, partition_of(key, out.outcome_partitions), key,
                         wire.batch_record(output.facts.get(queue, []), output.agents.get(queue, [])))
+        for customer_id, contact in output.contacts:
+            key = customer_id.encode()
+            batches.add(out.contacts_topic, partition_of(key, out.contact_partitions), key,
+                        wire.contact_record(contact))
         for index, reason, detail in output.dead:
             record = records[index]
             dlq_partitions = out.dlq_partitions

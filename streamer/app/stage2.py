@@ -20,6 +20,7 @@ import orjson
 
 from streamer.app import records
 from streamer.app.health import Health
+from streamer.app.progress import UpstreamProgress
 from streamer.core import counters
 from streamer.core.calls import ENTERED, Fact
 from streamer.core.config import Config
@@ -71,8 +72,7 @@ class QueueStage:
         self.partitions = partitions
         self.health = health
         self.owned: dict[int, dict[str, QueueState]] = {}  # partition -> queue -> state
-        # partition -> upstream partition -> (stream time or None, idle)
-        self.progress: dict[int, dict[int, tuple[int | None, bool]]] = {}
+        self.progress: dict[int, UpstreamProgress] = {}  # partition -> what the upstream stages published
         self.pending: dict[int, PendingWrites] = {}
         self.last_fact_wall: dict[str, float] = {}
         self.applied: dict[int, int] = {}  # partition -> offset of the last record applied and flushed
@@ -140,12 +140,10 @@ class QueueStage:
         states = self.partition_states(partition)
         record = records.decode(value)
         if record["k"] == records.PROGRESS:
-            known = self.progress.setdefault(partition, {})
-            previous = known.get(record["p"], (None, True))[0]
-            stream_time = record["st"]
-            if previous is not None and (stream_time is None or stream_time < previous):
-                stream_time = previous  # a watermark never goes back
-            known[record["p"]] = (stream_time, bool(record.get("idle")))
+            progress = self.progress.get(partition)
+            if progress is None:
+                progress = self.progress[partition] = UpstreamProgress(self.upstream_partitions)
+            progress.update(record["p"], record["st"], bool(record.get("idle")))
             return
         queue = key
         state = states.get(queue)
@@ -234,14 +232,8 @@ class QueueStage:
 
     def watermark(self, partition: int) -> int | None:
         """Minimum stream time over the active upstream partitions; None until every one has reported."""
-        known = self.progress.get(partition, {})
-        if len(known) < self.upstream_partitions:
-            return None
-        active = [t for t, idle in known.values() if not idle and t is not None]
-        if active:
-            return min(active)
-        times = [t for t, _ in known.values() if t is not None]
-        return max(times) if times else None
+        progress = self.progress.get(partition)
+        return progress.watermark() if progress is not None else None
 
     def is_idle(self, queue: str, idle_seconds: float, now: float | None = None) -> bool:
         """No fact for the queue for `idle_seconds` of wall clock: its intervals close without waiting

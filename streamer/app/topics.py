@@ -40,6 +40,7 @@ async def ensure_topics(settings: WorkerSettings, explicit_partitions: bool) -> 
         wanted = [
             NewTopic(settings.events_topic, settings.event_partitions, settings.replication_factor),
             NewTopic(settings.outcomes_topic, settings.outcome_partitions, settings.replication_factor),
+            NewTopic(settings.contacts_topic, settings.event_partitions, settings.replication_factor),
             NewTopic(settings.intervals_topic, settings.outcome_partitions, settings.replication_factor,
                      topic_configs=INTERVALS_CONFIG),
             NewTopic(settings.dlq_topic, settings.event_partitions, settings.replication_factor,

@@ -45,6 +45,7 @@ def worker_environment(bootstrap: str, app_id: str, events_topic: str, partition
         "STREAMER_TOPIC_OUTCOMES": f"{app_id}-call-outcomes",
         "STREAMER_TOPIC_INTERVALS": f"{app_id}-queue-intervals",
         "STREAMER_TOPIC_DLQ": f"{app_id}-call-events-dlq",
+        "STREAMER_TOPIC_CONTACTS": f"{app_id}-call-contacts",
         "STREAMER_PARTITIONS": str(partitions),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(source or package_root()), os.environ.get("PYTHONPATH")])),
     })

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamer.core import calls, counters
-from streamer.core.config import QueueSettings
+from streamer.core.config import QueueSettings, parse_rollup_key
 from streamer.core.events import format_ts
 from streamer.core.windows import (
     MINUTE_MS,
@@ -285,10 +285,13 @@ class QueueState:
         }
 
     def closed_interval(self, start_ms: int) -> dict[str, Any]:
-        """One closed interval as written to the queue-intervals topic."""
+        """One closed interval as written to the queue-intervals topic. A group's or tenant's names it
+        under "group" or "tenant" instead of "queue" (its key keeps the roll-up mark, which no queue name
+        can hold, so the two never share a key)."""
         tz = self.settings.tz
+        rollup = parse_rollup_key(self.queue)
         block: dict[str, Any] = {
-            "queue": self.queue,
+            rollup[0] if rollup else "queue": rollup[1] if rollup else self.queue,
             "start": format_ts(start_ms, tz),
             "end": format_ts(interval_end(start_ms, self.settings), tz),
         }
