@@ -119,6 +119,11 @@ async def wait_caught_up(workers: list[str], events_topic: str, last_offsets: di
                 behind = {p: last for p, last in outcome_targets.items() if stage2.get(p, -1) < last}
                 pending = {q["queue"]: q["intervals_pending"] for doc in answered for q in doc["queues"]
                            if q.get("intervals_pending")}
+                for doc in answered:  # groups' and tenants' intervals too, by partition
+                    for entry in doc.get("progress", {}).get("stage2", []):
+                        if entry.get("intervals_pending") and not pending:
+                            pending[f"(queues, groups or tenants of {topics['outcomes']} partition "
+                                    f"{entry['partition']})"] = entry["intervals_pending"]
                 if behind:
                     step = ("stage 2 has not applied " + ", ".join(
                         f"{topics['outcomes']} partition {p} up to offset {last} (at {stage2.get(p)})"

@@ -57,7 +57,10 @@ class Pipeline:
         # A partition whose state is not loaded yet may hold intervals not written: not processed yet.
         stage2 = [{"partition": p, "offset": _processed(self.queues.applied.get(p), outcomes_committed.get(p))
                    if p in self.queues.owned else None,
-                   "watermark": format_ts(m) if (m := self.queues.watermark(p)) is not None else None}
+                   "watermark": format_ts(m) if (m := self.queues.watermark(p)) is not None else None,
+                   # queues, groups and tenants alike (/api/queues lists queues only)
+                   "intervals_pending": self.queues.partition_pending_intervals(p)
+                   if p in self.queues.owned else None}
                   for p in outcome_partitions]
         contacts_committed = committed_offsets(self.app, s.contacts_topic)
         customers = [{**entry, "offset": _processed(entry["offset"], contacts_committed.get(entry["partition"]))

@@ -267,6 +267,11 @@ class QueueStage:
         if not ok and state is not None:
             state.dirty.add(start)
 
+    def partition_pending_intervals(self, partition: int) -> int:
+        """Intervals of the partition's queues, groups and tenants not on the intervals topic yet."""
+        return sum(len(state.dirty) + self.sending.get(queue, 0)
+                   for queue, state in self.owned.get(partition, {}).items())
+
     def pending_intervals(self, queue: str) -> int:
         """Intervals of the queue whose newest counts are not on the intervals topic yet."""
         state = self.queues().get(queue)

@@ -14,6 +14,11 @@ attribution to arrival, a second time zone). It holds:
   waiting at the end), impossible transitions (answered after abandoned, a second answer);
 - agent state changes; queues that go quiet for a while and resume; call ids chosen so the
   partitions of `call-events` get very skewed shares of the traffic;
+- customers (`customer_id` on a call's first enqueue, sometimes on its later events too) calling
+  again, some at exactly the repeat window or the first-contact-resolution window after their first
+  call and one millisecond beyond, so the window edges and pending contacts are counted live as
+  offline; post-call surveys (NPS, CSAT, both, and rejected ones); queue groups sharing a queue;
+  two tenants owning the queues (a visit into the other tenant's queue is rejected);
 - `ts` as epoch milliseconds, `Z` and local-offset strings, mixed;
 - disorder within the grace period, events held back until long after their interval closed
   (late), 2 % re-deliveries shortly after the original, re-deliveries hours later of calls long
@@ -65,8 +70,10 @@ class _Call:
 
 class _Builder:
     def __init__(self, rng: random.Random, queues: list[str], zones: dict[str, ZoneInfo], partitions: int,
-                 start_ms: int, end_ms: int, seed: int) -> None:
+                 start_ms: int, end_ms: int, seed: int, windows: dict[str, tuple[int, int]] | None = None) -> None:
         self.rng, self.queues, self.zones, self.partitions = rng, queues, zones, partitions
+        self.windows = windows or {}  # queue -> (repeat window ms, FCR window ms)
+        self.customers = [f"s{seed}-u{i}" for i in range(120)]
         self.start_ms, self.end_ms, self.seed = start_ms, end_ms, seed
         self.timeline: list[tuple[int, int, dict[str, Any]]] = []  # (ts, order, event)
         self.notes: dict[str, int] = {}
@@ -112,17 +119,47 @@ class _Builder:
 
     # --- calls ---------------------------------------------------------------------------------
 
-    def call(self, queue: str, at: int) -> None:
-        self.visit(self.new_call_id(), queue, at, depth=0)
-
-    def visit(self, call_id: str, queue: str, at: int, depth: int) -> None:
+    def call(self, queue: str, at: int, customer: str | None = None, repeats: int = 0) -> None:
         rng = self.rng
-        self.add(at, "call.enqueued", call_id, queue)
+        if customer is None and rng.random() < 0.7:
+            customer = rng.choice(self.customers)
+        self.visit(self.new_call_id(), queue, at, depth=0, customer=customer)
+        if customer is not None and repeats < 3 and rng.random() < 0.3:
+            self.call_again(customer, queue, at, repeats)
+
+    def call_again(self, customer: str, queue: str, first: int, repeats: int) -> None:
+        """The customer calls again: often soon, sometimes exactly at a window's edge after `first`."""
+        rng = self.rng
+        again = rng.choice(self.queues) if rng.random() < 0.3 else queue
+        repeat_ms = self.windows.get(again, (30 * MINUTE, 0))[0]
+        fcr_ms = self.windows.get(queue, (0, 2 * HOUR))[1]
+        roll = rng.random()
+        if roll < 0.1:
+            delay, shape = repeat_ms, "repeat_at_window_edge"
+        elif roll < 0.15:
+            delay, shape = repeat_ms + 1, "repeat_just_past_window"
+        elif roll < 0.25:
+            delay, shape = fcr_ms, "fcr_at_window_edge"
+        elif roll < 0.3:
+            delay, shape = fcr_ms + 1, "fcr_just_past_window"
+        elif roll < 0.7:
+            delay, shape = rng.randrange(MINUTE, 40 * MINUTE), "repeat_contact_soon"
+        else:
+            delay, shape = rng.randrange(40 * MINUTE, 6 * HOUR), "contact_again_later"
+        self.note(shape)
+        self.call(again, first + delay, customer, repeats + 1)
+
+    def visit(self, call_id: str, queue: str, at: int, depth: int, customer: str | None = None) -> None:
+        rng = self.rng
+        # The first visit names the customer; later events of the call may or may not repeat it.
+        named = customer if depth == 0 or rng.random() < 0.3 else None
+        self.add(at, "call.enqueued", call_id, queue, customer_id=named,
+                 tenant=self.tenant_of(queue) if rng.random() < 0.5 else None)
         roll = rng.random()
         wait = int(rng.expovariate(1 / 35_000)) + rng.randrange(0, 2000)
         end = at + wait
         if roll < 0.50:
-            self.answered(call_id, queue, end, depth)
+            self.answered(call_id, queue, end, depth, customer)
         elif roll < 0.64:
             patience = int(rng.expovariate(1 / 50_000))  # short abandons included (< 5 s)
             self.add(at + patience, "call.abandoned", call_id, queue)
@@ -141,26 +178,49 @@ class _Builder:
             target = rng.choice([q for q in self.queues if q != queue])
             self.add(end, "call.dequeued", call_id, queue, reason="overflow", to_queue=target)
             self.note("overflow")
-            self.visit(call_id, target, end + rng.randrange(0, 500), depth + 1)
+            self.visit(call_id, target, end + rng.randrange(0, 500), depth + 1, customer)
         elif roll < 0.92:
             self.add(end, "call.dequeued", call_id, queue, reason=rng.choice(("timeout", "keypress", "other")))
         elif roll < 0.95:
             self.note("never_ends")  # expires after the maximum call age, or is still waiting at the end
         else:
-            self.answered(call_id, queue, end, depth)
+            self.answered(call_id, queue, end, depth, customer)
             self.add(end + 1000, "call.answered", call_id, queue)  # impossible: a second answer
             self.note("impossible_transition")
 
-    def answered(self, call_id: str, queue: str, at: int, depth: int) -> None:
+    def answered(self, call_id: str, queue: str, at: int, depth: int, customer: str | None = None) -> None:
         rng = self.rng
-        self.add(at, "call.answered", call_id, queue, agent_id=f"{queue}-a{rng.randrange(6)}")
+        agent = f"{queue}-a{rng.randrange(6)}"
+        self.add(at, "call.answered", call_id, queue, agent_id=agent)
         talk = int(rng.expovariate(1 / 180_000)) + 5000
         done = at + talk
         self.add(done, "call.completed", call_id, queue, talk_seconds=round(talk / 1000, 3),
                  wrap_seconds=round(rng.uniform(0, 30), 1))
         if rng.random() < 0.07 and depth < 3:  # the agent transfers the caller to another queue
             self.note("transfer")
-            self.visit(call_id, rng.choice([q for q in self.queues if q != queue]), done + 200, depth + 1)
+            self.visit(call_id, rng.choice([q for q in self.queues if q != queue]), done + 200, depth + 1, customer)
+        elif rng.random() < 0.25:
+            self.survey(call_id, queue, done + rng.randrange(10_000, 10 * MINUTE), agent, customer)
+
+    def survey(self, call_id: str, queue: str, at: int, agent: str, customer: str | None) -> None:
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.05:  # rejected: out of range, no score at all, a score of the wrong type
+            bad = rng.choice(({"nps": 11}, {"csat": 0}, {}, {"nps": "9"}, {"nps": 7.5}))
+            self.add(at, "survey.completed", call_id, queue, **bad)
+            self.note("survey_rejected")
+            return
+        scores: dict[str, int] = {}
+        if roll < 0.7:
+            scores["nps"] = rng.randrange(11)
+        if roll >= 0.45:
+            scores["csat"] = rng.randint(1, 5)
+        self.add(at, "survey.completed", call_id, queue, agent_id=agent if rng.random() < 0.5 else None,
+                 customer_id=customer if rng.random() < 0.3 else None, **scores)
+        self.note("survey")
+
+    def tenant_of(self, queue: str) -> str:
+        return "globex" if queue == self.queues[-1] else "acme"
 
     def keep_position(self, call_id: str, queue: str, at: int) -> None:
         rng = self.rng
@@ -205,11 +265,12 @@ def _pick_queues(rng: random.Random, partitions: int) -> list[str]:
     return chosen
 
 
-def _config(rng: random.Random, queues: list[str]) -> tuple[str, dict[str, ZoneInfo]]:
+def _config(rng: random.Random, queues: list[str]) -> tuple[str, dict[str, ZoneInfo], dict[str, tuple[int, int]]]:
     lines = ["[defaults]", 'time_zone = "Europe/London"', "", "[limits]", f"grace_seconds = {GRACE_SECONDS}",
              "idle_seconds = 3", f"max_call_age_seconds = {MAX_CALL_AGE_SECONDS}",
              f"allowed_queues = {orjson.dumps(queues).decode()}", ""]
     zones: dict[str, ZoneInfo] = {}
+    windows: dict[str, tuple[int, int]] = {}
     arrival = rng.choice(queues) if rng.random() < 0.5 else None
     for index, queue in enumerate(queues):
         zone = "Europe/Berlin" if index == 1 else "Europe/London"
@@ -224,8 +285,20 @@ def _config(rng: random.Random, queues: list[str]) -> tuple[str, dict[str, ZoneI
             lines.append(f'callback_policy = "{rng.choice(("removed_from_queue", "flow_out"))}"')
         if queue == arrival:
             lines.append('attribute_to = "arrival"')
+        # Windows short enough that contacts are decided, and others left pending, within the stream.
+        repeat_minutes = rng.choice((30, 30, 15, 60))
+        fcr_hours = rng.choice((1, 2, 4))
+        windows[queue] = (repeat_minutes * MINUTE, fcr_hours * HOUR)
+        lines += [f"repeat_window_minutes = {repeat_minutes}", f"fcr_window_days = {fcr_hours}/24".replace(
+            f"{fcr_hours}/24", repr(fcr_hours / 24))]
         lines.append("")
-    return "\n".join(lines), zones
+    # Two groups sharing a queue (an overflow between members is no outcome of the group), and two
+    # tenants owning the queues between them.
+    lines += ["[groups.front]", f"queues = {orjson.dumps(queues[:3]).decode()}", "threshold_seconds = 30", "",
+              "[groups.back]", f"queues = {orjson.dumps(queues[2:]).decode()}", "",
+              "[tenants.acme]", f"queues = {orjson.dumps(queues[:-1]).decode()}", "",
+              "[tenants.globex]", f"queues = {orjson.dumps(queues[-1:]).decode()}", ""]
+    return "\n".join(lines), zones, windows
 
 
 def generate(seed: int, partitions: int = 4, calls: int = 1500, today: bool = False) -> Stream:
@@ -233,14 +306,14 @@ def generate(seed: int, partitions: int = 4, calls: int = 1500, today: bool = Fa
     last 3 hours up to 2 minutes before now (so "today" windows of a live worker hold its end)."""
     rng = random.Random(seed)
     queues = _pick_queues(rng, partitions)
-    config, zones = _config(rng, queues)
+    config, zones, windows = _config(rng, queues)
     if today:
         end_ms = (time.time_ns() // 1_000_000) - 2 * MINUTE
         start_ms = end_ms - 3 * HOUR
     else:
         start_ms = int(datetime.fromisoformat(rng.choice(DST_NIGHTS)).timestamp() * 1000)
         end_ms = start_ms + 14 * HOUR
-    builder = _Builder(rng, queues, zones, partitions, start_ms, end_ms, seed)
+    builder = _Builder(rng, queues, zones, partitions, start_ms, end_ms, seed, windows)
     _arrivals(builder, calls)
     builder.agents()
     timeline = sorted(builder.timeline, key=lambda item: (item[0], item[1]))

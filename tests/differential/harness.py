@@ -36,6 +36,7 @@ import orjson
 from streamer.app.catch_up import read_latest, wait_caught_up
 from streamer.app.settings import load_worker_settings
 from streamer.app.topics import ensure_topics
+from streamer.core.config import GROUP, TENANT, parse_rollup_key, rollup_key
 from streamer.core.counters import EXTRA_COUNT_KEYS, REPORT_COUNT_KEYS
 from streamer.core.events import parse_ts
 from tests.differential.generator import Stream
@@ -57,13 +58,15 @@ class Mismatch(AssertionError):
 class RunResult:
     seed: int
     intervals: int = 0
+    rollup_intervals: int = 0  # of them, groups' and tenants'
     steps: list[str] = field(default_factory=list)
     caught_up_seconds: list[float] = field(default_factory=list)
     per_file_differences: int = 0  # intervals a per-file (--partitions 1) report would get wrong
 
     def line(self) -> str:
         waits = ", ".join(f"{s:.1f}" for s in self.caught_up_seconds)
-        return (f"seed {self.seed}: equal, {self.intervals} intervals, steps {' '.join(self.steps) or 'none'}; "
+        return (f"seed {self.seed}: equal, {self.intervals} intervals ({self.rollup_intervals} of groups and "
+                f"tenants), steps {' '.join(self.steps) or 'none'}; "
                 f"caught up after {waits} s; a per-file report would differ in {self.per_file_differences}")
 
 
@@ -77,9 +80,21 @@ def offline(events: Path, config: Path, partitions: int) -> dict[str, Any]:
 
 
 def intervals_of(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The report's intervals keyed as on the queue-intervals topic (`queue|start`)."""
-    return {f"{queue}|{block['start']}": {"queue": queue, **block}
-            for queue, data in report["queues"].items() for block in data["intervals"]}
+    """The report's intervals keyed as on the queue-intervals topic: `queue|start` for a queue, the
+    roll-up key for a group's or tenant's (`rollup_key(kind, name)|start`)."""
+    out = {f"{queue}|{block['start']}": {"queue": queue, **block}
+           for queue, data in report["queues"].items() for block in data["intervals"]}
+    for kind, section in ((GROUP, "groups"), (TENANT, "tenants")):
+        for name, data in report.get(section, {}).items():
+            out.update((f"{rollup_key(kind, name)}|{block['start']}", {kind: name, **block})
+                       for block in data["intervals"])
+    return out
+
+
+def queue_of(key: str) -> str | None:
+    """The queue of an interval key; None for a group's or tenant's."""
+    name = key.rpartition("|")[0]
+    return None if parse_rollup_key(name) else name
 
 
 def first_difference(got: dict[str, dict[str, Any]], want: dict[str, dict[str, Any]]) -> str | None:
@@ -257,7 +272,7 @@ def check_exported_once(live: Live, step: str) -> None:
     owner of its partition, with no series left behind by a rebalance."""
     queue_label = re.compile(r'^callcenter_calls_entered_total\{queue="([^"]+)"\}', re.MULTILINE)
     exported = [set(queue_label.findall(worker.get_text("/metrics"))) for worker in live.workers]
-    counted = {key.rpartition("|")[0] for key in live.intervals()}
+    counted = {queue for key in live.intervals() if (queue := queue_of(key)) is not None}
     twice = {queue for i, mine in enumerate(exported) for queue in mine
              if any(queue in other for other in exported[i + 1:])}
     missing = counted - set().union(*exported)
@@ -279,7 +294,7 @@ def check_today(live: Live, want: dict[str, dict[str, Any]]) -> None:
             first, end = parse_ts(today["start"]), parse_ts(today["end"])
             sums = dict.fromkeys(COUNT_KEYS, 0)
             for key, block in want.items():
-                if key.rpartition("|")[0] == view["queue"] and first <= parse_ts(block["start"]) < end:
+                if queue_of(key) == view["queue"] and first <= parse_ts(block["start"]) < end:
                     for name in COUNT_KEYS:
                         sums[name] += block[name]
             shown = {name: today[name] for name in COUNT_KEYS}
@@ -316,6 +331,7 @@ def run_clean(stream: Stream, workdir: Path, bootstrap: str) -> RunResult:
         report = offline(events, live.config, stream.partitions)
         want = check_intervals(live, events, "the whole stream")
         result.intervals = len(want)
+        result.rollup_intervals = sum(1 for key in want if queue_of(key) is None)
         totals = {queue: {k: data["total"][k] for k in COUNT_KEYS} for queue, data in report["queues"].items()}
         printed = _replay_totals(done.stdout)
         if printed != totals:
@@ -374,6 +390,7 @@ def run_faults(stream: Stream, workdir: Path, broker: Any, rng_seed: int | None 
             check_exported_once(live, f"segment {index + 1} ({fault})")
             result.steps.append(fault)
             result.intervals = len(want)
+            result.rollup_intervals = sum(1 for key in want if queue_of(key) is None)
         return result
     finally:
         live.stop_all()

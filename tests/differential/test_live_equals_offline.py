@@ -41,7 +41,7 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]
 @pytest.mark.parametrize("seed", CLEAN_SEEDS)
 def test_a_generated_stream_counts_live_as_offline(seed: int, tmp_path: Path, kafka_bootstrap: str) -> None:
     result = run_clean(generate(seed), tmp_path, kafka_bootstrap)
-    assert result.intervals > 100
+    assert result.intervals > 100 and result.rollup_intervals > 50
     print(result.line())
 
 
