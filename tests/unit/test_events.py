@@ -278,3 +278,38 @@ def test_format_ts_writes_the_local_offset_of_the_zone():
 def test_format_then_parse_is_the_identity(ms):
     assert ev.parse_ts(ev.format_ts(ms)) == ms
     assert ev.parse_ts(ev.format_ts(ms, ZoneInfo("America/New_York"))) == ms
+
+
+def test_the_utc_fast_path_decides_every_time_as_the_full_parse() -> None:
+    """The hour-start cache of common UTC stamps gives the same milliseconds, and the same refusals,
+    as the full RFC 3339 parse, on valid times and on times with any one character changed."""
+    import random
+
+    from streamer.core import events as ev
+
+    def full(text: str) -> object:
+        try:
+            shape = ev._RFC3339.fullmatch(text)
+            if shape is None or shape.group(2) is None:
+                return "refused"
+            moment = ev.datetime.fromisoformat(text if text[10] == "T" and text[-1] != "z" else text.upper())
+            delta = moment - ev._EPOCH
+            return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+        except ValueError:
+            return "refused"
+
+    def ours(text: str) -> object:
+        try:
+            return ev._parse_rfc3339(text)
+        except ev.InvalidEvent:
+            return "refused"
+
+    rng = random.Random(7)
+    for _ in range(20_000):
+        text = (f"{rng.randint(1970, 2099):04d}-{rng.randint(0, 13):02d}-{rng.randint(0, 32):02d}T"
+                f"{rng.randint(0, 25):02d}:{rng.randint(0, 61):02d}:{rng.randint(0, 61):02d}"
+                + (f".{rng.randint(0, 999):03d}" if rng.random() < 0.5 else "") + "Z")
+        if rng.random() < 0.3:
+            at = rng.randrange(len(text))
+            text = text[:at] + rng.choice("09:.TZz-+ ²_") + text[at + 1:]
+        assert ours(text) == full(text), text
