@@ -190,7 +190,7 @@ class WorkerSettings:
     standby_replicas: int = 0
     store: str = "rocksdb://"
     rocksdb_block_cache_mb: int = 16
-    rocksdb_write_buffer_mb: int = 4
+    rocksdb_write_buffer_mb: int = 1
     web_host: str = "127.0.0.1"
     web_tables: bool = False
     emit_every_seconds: float = 1.0
@@ -260,7 +260,7 @@ def load_worker_settings(env: Mapping[str, str] | None = None) -> WorkerSettings
         standby_replicas=_int(env, "STREAMER_STANDBY_REPLICAS", 0, 0, 8),
         store=store,
         rocksdb_block_cache_mb=_int(env, "STREAMER_ROCKSDB_BLOCK_CACHE_MB", 16, 1, 65536),
-        rocksdb_write_buffer_mb=_int(env, "STREAMER_ROCKSDB_WRITE_BUFFER_MB", 4, 1, 1024),
+        rocksdb_write_buffer_mb=_int(env, "STREAMER_ROCKSDB_WRITE_BUFFER_MB", 1, 1, 1024),
         web_host=env.get("STREAMER_WEB_HOST", "") or "127.0.0.1",
         web_tables=_bool(env, "STREAMER_WEB_TABLES", False),
         faust_metrics=_bool(env, "STREAMER_FAUST_METRICS", True),

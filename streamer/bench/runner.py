@@ -231,15 +231,22 @@ def _latency(ctx: BenchContext, options: BenchOptions, result: BenchResult) -> N
 
 
 def _memory(ctx: BenchContext, options: BenchOptions, result: BenchResult) -> None:
-    worker = ctx.worker("memory").start()
-    run = memory.measure(worker, ctx.tag, options.inflight, options.queues, options.memory_warmup_events,
-                         options.seed, ctx.say)
-    worker.stop()
+    # One fresh worker per repeat: a single reading moves by a few hundred bytes per call with the
+    # moment the stores flush their memtables and the allocator returns pages, so the median is given.
+    runs = []
+    for repeat in range(options.repeats):
+        if options.repeats > 1:
+            ctx.say(f"memory: repeat {repeat + 1}/{options.repeats}")
+        worker = ctx.worker(f"memory{repeat + 1}" if repeat else "memory").start()
+        runs.append(memory.measure(worker, f"{ctx.tag}m{repeat + 1}", options.inflight, options.queues,
+                                   options.memory_warmup_events, options.seed, ctx.say))
+        worker.stop()
     result.figures += [
         Figure("rss_bytes_per_inflight_call", f"RSS per waiting call ({options.inflight:,} calls)", "bytes",
-               (run.bytes_per_call,), BYTES_PER_CALL_TARGET),
-        Figure("rss_bytes_per_queue", f"RSS per queue ({options.queues:,} queues)", "bytes", (run.bytes_per_queue,),
-               BYTES_PER_QUEUE_TARGET),
+               tuple(run.bytes_per_call for run in runs), BYTES_PER_CALL_TARGET),
+        Figure("rss_bytes_per_queue", f"RSS per queue ({options.queues:,} queues)", "bytes",
+               tuple(run.bytes_per_queue for run in runs), BYTES_PER_QUEUE_TARGET),
     ]
-    result.context.update(memory_rss_before_bytes=run.rss_before, memory_rss_with_calls_bytes=run.rss_with_calls,
-                          memory_rss_with_queues_bytes=run.rss_with_queues)
+    result.context.update(memory_rss_before_bytes=[run.rss_before for run in runs],
+                          memory_rss_with_calls_bytes=[run.rss_with_calls for run in runs],
+                          memory_rss_with_queues_bytes=[run.rss_with_queues for run in runs])
