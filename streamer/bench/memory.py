@@ -5,7 +5,10 @@ A fresh worker first takes some live traffic (so its caches, tables and web page
 never leave. Once stage 2 shows them all waiting, the RSS growth divided by `calls` is the cost of
 one in-flight call (stage 1's call state and stage 2's live-queue entry, in Python and in the
 tables' stores); the growth of the queue step, less its callers at that per-call cost, divided by
-`queues` is the cost of one queue. RSS is read from /proc (VmRSS) after a settling pause, as the
+`queues` is the cost of one queue. Last, `customers` more callers wait, each the first contact of a
+customer of their own, between two steps of as many plain callers: its growth less theirs, per
+caller, is the cost of one tracked customer (the customer stage's state: the contact, kept for the
+repeat and FCR windows). RSS is read from /proc (VmRSS) after a settling pause, as the
 median of five readings, each time after one /metrics read so the page's own allocations weigh on
 every reading. The queue step comes first because it is small: after a hundred thousand calls, the
 stores' flushes move RSS by more than a few hundred queues take.
@@ -19,6 +22,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import islice
+
+import orjson
 
 from streamer.bench import stream
 from streamer.bench.scrape import metric_sum, samples
@@ -38,10 +43,19 @@ class MemoryRun:
     rss_with_calls: int
     queues: int
     calls: int
+    customers: int = 0
+    customers_growth: int = 0  # RSS growth of the step of customers' first contacts
+    plain_growth: float = 0.0  # mean RSS growth of the equal steps of plain callers around it
 
     @property
     def bytes_per_call(self) -> float:
         return (self.rss_with_calls - self.rss_with_queues) / self.calls
+
+    @property
+    def bytes_per_customer(self) -> float | None:
+        if not self.customers:
+            return None
+        return (self.customers_growth - self.plain_growth) / self.customers
 
     @property
     def bytes_per_queue(self) -> float:
@@ -50,7 +64,7 @@ class MemoryRun:
 
 
 def measure(worker: WorkerProcess, tag: str, calls: int, queues: int, warmup_events: int, seed: int,
-            say: Callable[[str], None]) -> MemoryRun:
+            say: Callable[[str], None], customers: int = 0) -> MemoryRun:
     """Measure on a started, fresh worker."""
 
     def send(events: Iterable[stream.Event]) -> None:
@@ -72,7 +86,46 @@ def measure(worker: WorkerProcess, tag: str, calls: int, queues: int, warmup_eve
     send(stream.waiting_call(f"{tag}-wait-{n}", call_queues[n % CALL_QUEUES]) for n in range(calls))
     wait_for(worker, lambda text: waiting(text, f"{tag}-calls-"), calls)
     with_calls = settled_rss(worker)
-    return MemoryRun(before, with_queues, with_calls, queues, calls)
+    if not customers:
+        return MemoryRun(before, with_queues, with_calls, queues, calls)
+
+    # A tracked customer's cost is the growth of a step of callers who are each a new customer's
+    # first contact, less that of steps of as many plain callers just before and after it: the cost of
+    # a waiting call falls as the stores' buffers fill, so the two neighbours bracket it.
+    plain_before = plain_step(worker, send, f"{tag}-plain-a", customers, with_calls, say)
+    say(f"memory: {customers} callers, each a new customer's first contact, entering {CALL_QUEUES} queues")
+    customer_queues = [f"{tag}-customers-{n}" for n in range(CALL_QUEUES)]
+    tracked_before = tracked_customers(worker)
+    send(stream.waiting_call(f"{tag}-contact-{n}", customer_queues[n % CALL_QUEUES], f"{tag}-customer-{n}")
+         for n in range(customers))
+    wait_for(worker, lambda text: waiting(text, f"{tag}-customers-"), customers)
+    deadline = time.monotonic() + 120
+    while tracked_customers(worker) - tracked_before < customers and time.monotonic() < deadline:
+        worker.check_alive()
+        time.sleep(POLL_SECONDS)
+    if tracked_customers(worker) - tracked_before < customers:
+        raise WorkerFailed(f"the customer stage tracks {tracked_customers(worker) - tracked_before} of {customers} "
+                           f"new customers after two minutes:\n{worker.log_tail()}")
+    with_customers = settled_rss(worker)
+    plain_after = plain_step(worker, send, f"{tag}-plain-b", customers, with_customers, say)
+    return MemoryRun(before, with_queues, with_calls, queues, calls, customers,
+                     with_customers - plain_before[1], (plain_before[0] + plain_after[0]) / 2)
+
+
+def plain_step(worker: WorkerProcess, send: Callable[[Iterable[stream.Event]], None], prefix: str, count: int,
+               rss_before: int, say: Callable[[str], None]) -> tuple[int, int]:
+    """`count` plain callers entering and waiting: (RSS growth, RSS after)."""
+    say(f"memory: {count} plain callers entering {CALL_QUEUES} queues")
+    send(stream.waiting_call(f"{prefix}-{n}", f"{prefix}-q{n % CALL_QUEUES}") for n in range(count))
+    wait_for(worker, lambda text: waiting(text, f"{prefix}-q"), count)
+    after = settled_rss(worker)
+    return after - rss_before, after
+
+
+def tracked_customers(worker: WorkerProcess) -> int:
+    """Customers the worker's customer stage holds now (its progress in /api/queues)."""
+    progress = orjson.loads(worker.get("/api/queues")).get("progress", {})
+    return sum(entry.get("customers") or 0 for entry in progress.get("customers", []))
 
 
 def waiting(text: str, queue_prefix: str) -> float:

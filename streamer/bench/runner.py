@@ -239,14 +239,19 @@ def _memory(ctx: BenchContext, options: BenchOptions, result: BenchResult) -> No
             ctx.say(f"memory: repeat {repeat + 1}/{options.repeats}")
         worker = ctx.worker(f"memory{repeat + 1}" if repeat else "memory").start()
         runs.append(memory.measure(worker, f"{ctx.tag}m{repeat + 1}", options.inflight, options.queues,
-                                   options.memory_warmup_events, options.seed, ctx.say))
+                                   options.memory_warmup_events, options.seed, ctx.say,
+                                   customers=options.inflight // 2))
         worker.stop()
     result.figures += [
         Figure("rss_bytes_per_inflight_call", f"RSS per waiting call ({options.inflight:,} calls)", "bytes",
                tuple(run.bytes_per_call for run in runs), BYTES_PER_CALL_TARGET),
         Figure("rss_bytes_per_queue", f"RSS per queue ({options.queues:,} queues)", "bytes",
                tuple(run.bytes_per_queue for run in runs), BYTES_PER_QUEUE_TARGET),
+        Figure("rss_bytes_per_customer", f"RSS per tracked customer ({options.inflight // 2:,} customers)",
+               "bytes", tuple(run.bytes_per_customer or 0.0 for run in runs)),
     ]
     result.context.update(memory_rss_before_bytes=[run.rss_before for run in runs],
                           memory_rss_with_calls_bytes=[run.rss_with_calls for run in runs],
-                          memory_rss_with_queues_bytes=[run.rss_with_queues for run in runs])
+                          memory_rss_with_queues_bytes=[run.rss_with_queues for run in runs],
+                          memory_customers_growth_bytes=[run.customers_growth for run in runs],
+                          memory_plain_growth_bytes=[run.plain_growth for run in runs])

@@ -102,7 +102,10 @@ def restamp(event: Event) -> Event:
     return event
 
 
-def waiting_call(call_id: str, queue: str) -> Event:
-    """A caller entering `queue` now, with no end event to follow."""
-    return {"event_id": f"{call_id}-1", "type": "call.enqueued", "ts": format_ts(now_ms()),
-            "call_id": call_id, "queue": queue}
+def waiting_call(call_id: str, queue: str, customer_id: str | None = None) -> Event:
+    """A caller entering `queue` now, with no end event to follow (a contact of `customer_id` if given)."""
+    event = {"event_id": f"{call_id}-1", "type": "call.enqueued", "ts": format_ts(now_ms()),
+             "call_id": call_id, "queue": queue}
+    if customer_id is not None:
+        event["customer_id"] = customer_id
+    return event

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 REQUIRED = ("events_per_second", "ceiling_events_per_second", "ceiling_share", "events_per_cpu_second",
             "recovery_seconds", "calls_events_per_second", "calls_ceiling_events_per_second", "calls_ceiling_share",
             "calls_events_per_cpu_second", "calls_recovery_seconds", "p50_latency_seconds", "p99_latency_seconds",
-            "rss_bytes_per_inflight_call", "rss_bytes_per_queue")
+            "rss_bytes_per_inflight_call", "rss_bytes_per_queue", "rss_bytes_per_customer")
 TABLE_LABELS = ("demo day: worker throughput, both stages", "demo day: ceiling, plain consumer + orjson",
                 "call-only: worker throughput, both stages", "call-only: ceiling, plain consumer + orjson",
                 "latency p50", "latency p99", "RSS per waiting call", "RSS per queue",
