@@ -76,13 +76,22 @@ def rollup_views(pipeline: Any, kind: str, now_s: float | None = None, name: str
             continue
         view = state.view(now_ms)
         del view["queue"]
+        del view["live"]["agents"]  # agents log in to queues; no event says which groups they serve
         view = {kind: parsed[1], **view}
         members = config.groups[parsed[1]].queues if kind == GROUP and parsed[1] in config.groups else (
             config.tenants[parsed[1]].queues if kind == TENANT and parsed[1] in config.tenants else None)
         view["queues"] = sorted(members) if members is not None else None
         add_journey_view(view, state, now_ms)
         views.append(view)
-    return {"generated_at": format_ts(now_ms), f"{kind}s": views}
+    marks = [m for p in pipeline.queues.owned if (m := pipeline.queues.watermark(p)) is not None]
+    last = pipeline.health.last_event_ts
+    return {
+        "generated_at": format_ts(now_ms),
+        "last_event_time": format_ts(last) if last else None,
+        "watermark": format_ts(min(marks)) if marks else None,
+        "stale_after_seconds": STALE_AFTER_SECONDS,
+        f"{kind}s": views,
+    }
 
 
 def install_rollup_pages(app: faust.App, pipeline: Any, json_response: Any) -> None:
