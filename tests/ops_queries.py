@@ -107,6 +107,13 @@ METRIC_CATALOGUE: frozenset[str] = frozenset(
         *ROLLUP_METRICS,
     }
 )
+# Families of the catalogue a worker serves only with data behind them: a rate without a denominator
+# has no sample, so with no decision yet (FCR is decided a window after the contact) there is none.
+SERVED_WITH_DATA: frozenset[str] = frozenset(
+    {"callcenter_fcr_ratio"}
+    | {name for name in ROLLUP_METRICS if name.endswith(("_ratio", "_seconds", "_score"))
+       and not name.endswith(("_target_ratio", "oldest_wait_seconds"))}
+)
 # Series Prometheus makes itself: the scrape health of each target and the state of each alert.
 PROMETHEUS_SERIES: frozenset[str] = frozenset({"up", "ALERTS"})
 FAUST_PREFIX = "faust_"

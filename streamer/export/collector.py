@@ -139,7 +139,9 @@ class PipelineCollector:
                                     "Intervals whose newest counts are not on queue-intervals yet", labels=["queue"])
         idle = GaugeMetricFamily("callcenter_queue_idle", "1 when the queue has had no event for the idle period, "
                                  "so its intervals close without waiting for the watermark", labels=["queue"])
-        for queue in sorted(stage.queues()):
+        # A roll-up key is no queue name (it starts with a control character): groups and tenants
+        # close their intervals with their queues' and are left out here.
+        for queue in sorted(q for q in stage.queues() if parse_rollup_key(q) is None):
             pending.add_metric([queue], stage.pending_intervals(queue))
             idle.add_metric([queue], 1 if stage.is_idle(queue, idle_seconds) else 0)
         yield from (pending, idle)

@@ -32,9 +32,26 @@ from prometheus_client.samples import Sample
 
 from streamer.core.queues import EXPORTED_AGENT_STATES, WINDOWS
 from streamer.core.tracker import DUPLICATE, INVALID, LATE, PROCESSED, REJECTED
-from streamer.export.collector import CALLBACK_TOTALS, OUTCOME_TOTALS, WINDOW_COUNTS, WINDOW_RATES
+from streamer.export.collector import (
+    CALLBACK_TOTALS,
+    FCR_DECISIONS,
+    FCR_WINDOW_FAMILIES,
+    JOURNEY_WINDOW_COUNTS,
+    JOURNEY_WINDOW_RATES,
+    OUTCOME_TOTALS,
+    WINDOW_COUNTS,
+    WINDOW_RATES,
+)
 from tests import ops_queries
-from tests.e2e.live_traffic import BREACHING_QUEUE, HEALTHY_QUEUE, WAITING_ONLY_QUEUE, Traffic, fed_worker
+from tests.e2e.live_traffic import (
+    BREACHING_QUEUE,
+    GROUP,
+    HEALTHY_QUEUE,
+    TENANT,
+    WAITING_ONLY_QUEUE,
+    Traffic,
+    fed_worker,
+)
 from tests.e2e.prometheus_process import JOB, PrometheusError, PrometheusProcess, find_prometheus
 from tests.worker_process import WorkerProcess
 
@@ -74,7 +91,15 @@ EXPECTED_LABELS: dict[str, frozenset[str]] = {
     "callcenter_queue_idle": frozenset({"queue"}),
     "callcenter_processed_offset": frozenset({"topic", "partition"}),
     "callcenter_events_partition_idle": frozenset({"partition"}),
+    **{name: WINDOW_LABELS for name in (*JOURNEY_WINDOW_COUNTS, *JOURNEY_WINDOW_RATES, *FCR_WINDOW_FAMILIES)},
+    "callcenter_fcr_decisions_total": frozenset({"queue", "decision"}),
 }
+# Groups and tenants: the same families under callcenter_group_* / callcenter_tenant_*, `queue` replaced.
+for _kind in ("group", "tenant"):
+    for _name, _labels in list(EXPECTED_LABELS.items()):
+        _rollup = f"callcenter_{_kind}_{_name.removeprefix('callcenter_')}"
+        if _rollup in ops_queries.ROLLUP_METRICS:
+            EXPECTED_LABELS[_rollup] = frozenset({_kind} | (_labels - {"queue"}))
 # Bounded label values: a value outside these sets would be a series per something unbounded.
 ALLOWED_VALUES: dict[str, frozenset[str]] = {
     "window": frozenset(WINDOWS),
@@ -82,6 +107,9 @@ ALLOWED_VALUES: dict[str, frozenset[str]] = {
     "state": frozenset(EXPORTED_AGENT_STATES),
     "outcome": frozenset(OUTCOME_TOTALS),
     "result": frozenset({*CALLBACK_TOTALS, PROCESSED, DUPLICATE, REJECTED, LATE, INVALID}),
+    "decision": frozenset(FCR_DECISIONS),
+    "group": frozenset({GROUP}),
+    "tenant": frozenset({TENANT}),
 }
 # Per-call, per-agent or per-interval label names, and values that look like a time (an interval start).
 FORBIDDEN_LABELS = frozenset({"call_id", "call", "agent_id", "event_id", "customer_id", "interval", "start", "end"})
@@ -155,7 +183,7 @@ def test_metrics_text_has_the_documented_families_and_no_unbounded_labels(
     samples = metric_samples(worker.get_text("/metrics"))
     names = {sample.name for sample in samples}
 
-    missing = ops_queries.METRIC_CATALOGUE - names
+    missing = ops_queries.METRIC_CATALOGUE - ops_queries.SERVED_WITH_DATA - names
     assert not missing, f"families in the catalogue the worker does not serve: {sorted(missing)}"
     assert any(name.startswith(ops_queries.FAUST_PREFIX) for name in names), "Faust's own metrics are missing"
 
@@ -202,6 +230,14 @@ def test_metrics_text_has_the_documented_families_and_no_unbounded_labels(
 
     processed = {s.labels["result"]: s.value for s in by_name(samples, "callcenter_events_total")}
     assert processed == {"processed": len(traffic.events)}
+    # The customer's journey: contacts, repeats and surveys reached the queues; the group counts its calls.
+    today = {(s.name, s.labels.get("queue")): s.value for s in ours if s.labels.get("window") == "today"}
+    assert today[("callcenter_repeat_contacts", BREACHING_QUEUE)] > 0
+    assert ("callcenter_nps_score", HEALTHY_QUEUE) in today and ("callcenter_csat_ratio", HEALTHY_QUEUE) in today
+    group_offered = {s.labels["window"]: s.value for s in by_name(samples, "callcenter_group_calls_offered")}
+    assert group_offered["today"] > 0
+    assert not any("queue" in s.labels for s in ours if s.name.startswith(("callcenter_group_", "callcenter_tenant_")))
+
     lag_topics = {s.labels["topic"] for s in by_name(samples, "callcenter_consumer_lag_messages")}
     assert lag_topics == {worker.env["STREAMER_TOPIC_EVENTS"], worker.env["STREAMER_TOPIC_OUTCOMES"]}
 
