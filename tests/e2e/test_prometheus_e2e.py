@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import urllib.error
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -321,3 +322,28 @@ def test_service_level_alert_fires_for_the_breaching_queue_only(
 
     # Calls wait on the queue without agent events: nothing is known of its agents, so no page.
     assert not active_alerts(prometheus, NO_AGENTS_ALERT), active_alerts(prometheus, NO_AGENTS_ALERT)
+
+
+def test_the_api_lists_groups_tenants_and_detractors(live: tuple[WorkerProcess, Traffic]) -> None:
+    """/api/groups and /api/tenants of the real worker: the configured roll-ups in a queue's shape; the
+    queues list today's detractors to call back and the FCR of today's decisions."""
+    worker, _ = live
+    groups = worker.get_json("/api/groups")
+    assert [g["group"] for g in groups["groups"]] == [GROUP]
+    front = worker.get_json(f"/api/groups/{GROUP}")
+    assert front["queues"] == sorted([HEALTHY_QUEUE, BREACHING_QUEUE])
+    assert front["windows"]["today"]["entered"] > 0 and "agents" not in front["live"]
+    assert "stale_after_seconds" in groups and groups["last_event_time"]
+    tenants = worker.get_json("/api/tenants")
+    assert [t["tenant"] for t in tenants["tenants"]] == [TENANT]
+    try:
+        worker.get_json("/api/groups/nobody")
+        raise AssertionError("an unknown group must be a 404")
+    except urllib.error.HTTPError as error:
+        assert error.code == 404
+    queues = {q["queue"]: q for q in worker.get_json("/api/queues")["queues"]}
+    for queue in queues.values():
+        assert {"fcr_resolved", "fcr_unresolved", "fcr_rate"} <= set(queue["windows"]["today"])
+        for entry in queue["detractors_today"]:
+            assert set(entry) == {"call_id", "time", "score"} and 0 <= entry["score"] <= 6
+    assert any(queue["detractors_today"] for queue in queues.values()), "surveys were sent: some detractor"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from streamer.app.settings import SettingsError, load_worker_settings
 from streamer.core import calls
 from streamer.core.config import GROUP, TENANT, QueueSettings, rollup_key
 from streamer.core.events import parse_ts
@@ -126,3 +127,10 @@ def test_the_api_view_adds_fcr_of_the_day_and_the_detractors_to_call_back() -> N
     assert today["repeat_contact_rate"] == pytest.approx(1 / 3)
     assert view["detractors_today"] == [{"call_id": "c3", "time": "2026-06-01T10:16:00+00:00", "score": 2}]
     assert "fcr_rate" not in view["windows"]["interval"]
+
+
+def test_tenants_are_exported_only_when_the_deployment_says_so() -> None:
+    assert load_worker_settings({}).tenant_label is False
+    assert load_worker_settings({"STREAMER_TENANT_LABEL": "true"}).tenant_label is True
+    with pytest.raises(SettingsError, match="STREAMER_TENANT_LABEL"):
+        load_worker_settings({"STREAMER_TENANT_LABEL": "tenant"})
