@@ -58,7 +58,7 @@ class PipelineCollector:
         yield from self._health()
         yield from journey_families(queues, now_ms)
         yield from rollup_families(self.pipeline.queues.queues(), now_ms,
-                                   tenants=getattr(self.pipeline.settings, "tenant_label", False))
+                                   tenants=self.pipeline.settings.tenant_label)
 
     def _windows(self, queues: dict[str, QueueState], now_ms: int) -> Iterator[Any]:
         counts_families = {name: GaugeMetricFamily(name, help_, labels=["queue", "window"])
