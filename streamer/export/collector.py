@@ -47,18 +47,20 @@ class PipelineCollector:
     def __init__(self, pipeline: Any, clock: Callable[[], float] = time.time) -> None:
         self.pipeline = pipeline
         self.clock = clock
+        self._counts: CountsOf = window_counter(0)  # replaced at every scrape: its windows' counts
 
     def collect(self) -> Iterator[Any]:
         now_ms = int(self.clock() * 1000)
         # Groups and tenants are counted like queues, under roll-up keys; they get families of their own.
         queues = {q: s for q, s in self.pipeline.queues.queues().items() if parse_rollup_key(q) is None}
+        self._counts = window_counter(now_ms)
         yield from self._windows(queues, now_ms)
         yield from self._live(queues, now_ms)
         yield from self._totals(queues)
         yield from self._health()
-        yield from journey_families(queues, now_ms)
+        yield from journey_families(queues, now_ms, counts_of=self._counts)
         yield from rollup_families(self.pipeline.queues.queues(), now_ms,
-                                   tenants=self.pipeline.settings.tenant_label)
+                                   tenants=self.pipeline.settings.tenant_label, counts_of=self._counts)
 
     def _windows(self, queues: dict[str, QueueState], now_ms: int) -> Iterator[Any]:
         counts_families = {name: GaugeMetricFamily(name, help_, labels=["queue", "window"])
@@ -68,7 +70,7 @@ class PipelineCollector:
         for queue, state in sorted(queues.items()):
             over = state.waiting_counts(now_ms)["waiting_over_threshold"]
             for window in WINDOWS:
-                _, _, counts = state.window(window, now_ms)
+                counts = self._counts(state, window)
                 summary = counters.summary(counts, state.settings)
                 summary["service_level_live"] = counters.service_level(counts, state.settings, over)
                 for name, (key, _) in WINDOW_COUNTS.items():
@@ -246,6 +248,24 @@ FCR_DECISIONS = ("resolved", "unresolved")
 ROLLUP_PREFIX = {GROUP: "callcenter_group_", TENANT: "callcenter_tenant_"}
 
 
+CountsOf = Callable[[QueueState, str], list[int]]
+
+
+def window_counter(now_ms: int) -> CountsOf:
+    """The counts of a state's window as of `now_ms`, each summed once per scrape: summing the minute
+    buckets is most of a scrape's work, and several families read the same window."""
+    cache: dict[tuple[str, str], list[int]] = {}
+
+    def counts_of(state: QueueState, window: str) -> list[int]:
+        key = (state.queue, window)
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = state.window(window, now_ms)[2]
+        return found
+
+    return counts_of
+
+
 def journey_summary(counts: list[int], settings: Any) -> dict[str, Any]:
     """The window block of the journey families: the report's summary plus FCR of the decisions in it."""
     summary = counters.summary(counts, settings)
@@ -256,7 +276,7 @@ def journey_summary(counts: list[int], settings: Any) -> dict[str, Any]:
 
 
 def journey_families(states: dict[str, QueueState], now_ms: int, label: str = "queue",
-                     prefix: str = "callcenter_") -> Iterator[Any]:
+                     prefix: str = "callcenter_", counts_of: CountsOf | None = None) -> Iterator[Any]:
     """Per queue (or roll-up, under `label`) and window: the customer's journey and surveys, FCR by day,
     and FCR decisions as counters; no rate without a denominator."""
     def family(name: str, help_: str, *labels: str) -> GaugeMetricFamily:
@@ -267,9 +287,10 @@ def journey_families(states: dict[str, QueueState], now_ms: int, label: str = "q
     fcr_families = {n: family(n, h, "window") for n, (_, h) in FCR_WINDOW_FAMILIES.items()}
     decisions = CounterMetricFamily(prefix + "fcr_decisions", "First-contact resolution decisions",
                                     labels=[label, "decision"])
+    counts_of = counts_of or window_counter(now_ms)
     for name, state in sorted(states.items()):
         for window in WINDOWS:
-            _, _, counts = state.window(window, now_ms)
+            counts = counts_of(state, window)
             summary = journey_summary(counts, state.settings)
             for metric, (key, _) in JOURNEY_WINDOW_COUNTS.items():
                 counts_families[metric].add_metric([name, window], summary[key])
@@ -288,19 +309,22 @@ def journey_families(states: dict[str, QueueState], now_ms: int, label: str = "q
     yield decisions
 
 
-def rollup_families(states: dict[str, QueueState], now_ms: int, tenants: bool = False) -> Iterator[Any]:
+def rollup_families(states: dict[str, QueueState], now_ms: int, tenants: bool = False,
+                    counts_of: CountsOf | None = None) -> Iterator[Any]:
     """Groups always, tenants when the deployment asks for a `tenant` label (STREAMER_TENANT_LABEL):
     the window families of a queue and the journey families, under `callcenter_group_*` with a `group`
     label (`callcenter_tenant_*`, `tenant`)."""
     kinds = (GROUP, TENANT) if tenants else (GROUP,)
+    counts_of = counts_of or window_counter(now_ms)
     for kind in kinds:
         named = {parsed[1]: state for key, state in states.items()
                  if (parsed := parse_rollup_key(key)) is not None and parsed[0] == kind}
-        yield from rollup_window_families(named, now_ms, kind)
-        yield from journey_families(named, now_ms, label=kind, prefix=ROLLUP_PREFIX[kind])
+        yield from rollup_window_families(named, now_ms, kind, counts_of)
+        yield from journey_families(named, now_ms, label=kind, prefix=ROLLUP_PREFIX[kind], counts_of=counts_of)
 
 
-def rollup_window_families(states: dict[str, QueueState], now_ms: int, kind: str) -> Iterator[Any]:
+def rollup_window_families(states: dict[str, QueueState], now_ms: int, kind: str,
+                           counts_of: CountsOf) -> Iterator[Any]:
     """A roll-up's queue figures per window, its calls waiting and its Service Level target."""
     prefix = ROLLUP_PREFIX[kind]
 
@@ -316,7 +340,7 @@ def rollup_window_families(states: dict[str, QueueState], now_ms: int, kind: str
     for name, state in sorted(states.items()):
         live = state.waiting_counts(now_ms)
         for window in WINDOWS:
-            _, _, counts = state.window(window, now_ms)
+            counts = counts_of(state, window)
             summary = counters.summary(counts, state.settings)
             summary["service_level_live"] = counters.service_level(counts, state.settings,
                                                                    live["waiting_over_threshold"])
