@@ -21,6 +21,21 @@ DASHBOARD_DIR = ROOT / "grafana" / "dashboards"
 RULES_DIR = ROOT / "prometheus" / "rules"
 DATASOURCE_UID = "prometheus"
 
+# Groups {group, ...} (and tenants {tenant, ...} with STREAMER_TENANT_LABEL=true): the queue families
+# of docs/monitoring.md "Groups and tenants" under their own prefix.
+_ROLLUP_SUFFIXES = (
+    "calls_offered", "calls_answered", "calls_answered_within_threshold", "calls_abandoned",
+    "calls_short_abandoned", "calls_dequeued", "callbacks_requested", "service_level_ratio",
+    "service_level_live_ratio", "asa_seconds", "abandon_ratio", "average_abandon_seconds",
+    "longest_answered_wait_seconds", "calls_waiting", "oldest_wait_seconds", "service_level_target_ratio",
+    "contacts_identified", "repeat_contacts", "handoffs_in", "handoffs_out", "journeys",
+    "journeys_with_handoff", "journeys_passed_around", "journeys_answered", "journeys_answered_within_threshold",
+    "nps_responses", "nps_promoters", "nps_passives", "nps_detractors", "csat_responses", "csat_satisfied",
+    "repeat_contact_ratio", "journey_service_level_ratio", "journey_asa_seconds", "nps_score", "csat_ratio",
+    "fcr_resolved", "fcr_unresolved", "fcr_ratio", "fcr_decisions_total",
+)
+ROLLUP_METRICS = tuple(f"callcenter_{kind}_{suffix}" for kind in ("group", "tenant") for suffix in _ROLLUP_SUFFIXES)
+
 # The exporter's contract: every metric a streamer worker serves on /metrics (label sets in comments).
 METRIC_CATALOGUE: frozenset[str] = frozenset(
     {
@@ -63,7 +78,41 @@ METRIC_CATALOGUE: frozenset[str] = frozenset(
         "callcenter_queue_idle",
         "callcenter_processed_offset",  # {topic, partition}
         "callcenter_events_partition_idle",
+        # the customer's journey, per queue and window {queue, window}
+        "callcenter_contacts_identified",
+        "callcenter_repeat_contacts",
+        "callcenter_handoffs_in",
+        "callcenter_handoffs_out",
+        "callcenter_journeys",
+        "callcenter_journeys_with_handoff",
+        "callcenter_journeys_passed_around",
+        "callcenter_journeys_answered",
+        "callcenter_journeys_answered_within_threshold",
+        "callcenter_nps_responses",
+        "callcenter_nps_promoters",
+        "callcenter_nps_passives",
+        "callcenter_nps_detractors",
+        "callcenter_csat_responses",
+        "callcenter_csat_satisfied",
+        "callcenter_repeat_contact_ratio",
+        "callcenter_journey_service_level_ratio",
+        "callcenter_journey_asa_seconds",
+        "callcenter_nps_score",
+        "callcenter_csat_ratio",
+        # first-contact resolution: {queue, window="today"}; decisions {queue, decision}
+        "callcenter_fcr_resolved",
+        "callcenter_fcr_unresolved",
+        "callcenter_fcr_ratio",
+        "callcenter_fcr_decisions_total",
+        *ROLLUP_METRICS,
     }
+)
+# Families of the catalogue a worker serves only with data behind them: a rate without a denominator
+# has no sample, so with no decision yet (FCR is decided a window after the contact) there is none.
+SERVED_WITH_DATA: frozenset[str] = frozenset(
+    {"callcenter_fcr_ratio"}
+    | {name for name in ROLLUP_METRICS if name.endswith(("_ratio", "_seconds", "_score"))
+       and not name.endswith(("_target_ratio", "oldest_wait_seconds"))}
 )
 # Series Prometheus makes itself: the scrape health of each target and the state of each alert.
 PROMETHEUS_SERIES: frozenset[str] = frozenset({"up", "ALERTS"})
@@ -73,6 +122,7 @@ FAUST_PREFIX = "faust_"
 # selection a panel can see; `$__rate_interval` must span at least two scrapes of the streamer job.
 DEFAULT_VARIABLES: Mapping[str, str] = {
     "queue": ".*",
+    "group": ".*",
     "window": "30m",
     "__rate_interval": "1m",
     "__interval": "15s",

@@ -195,6 +195,9 @@ class WorkerSettings:
     web_tables: bool = False
     emit_every_seconds: float = 1.0
     faust_metrics: bool = True
+    # Tenant roll-ups on /metrics (callcenter_tenant_*, a `tenant` label) and in the API: off unless a
+    # deployment serving several tenants asks, since a tenant's name may be no business of the others.
+    tenant_label: bool = False
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @property
@@ -264,5 +267,6 @@ def load_worker_settings(env: Mapping[str, str] | None = None) -> WorkerSettings
         web_host=env.get("STREAMER_WEB_HOST", "") or "127.0.0.1",
         web_tables=_bool(env, "STREAMER_WEB_TABLES", False),
         faust_metrics=_bool(env, "STREAMER_FAUST_METRICS", True),
+        tenant_label=_bool(env, "STREAMER_TENANT_LABEL", False),
         security=kafka_security(env),
     )

@@ -15,6 +15,8 @@ TILE_FIGURES: tuple[tuple[str, str], ...] = (
     ("live", "calls_waiting"),
     ("live", "callbacks_waiting"),
     ("live", "oldest_wait_seconds"),
+    ("30m", "repeat_contact_rate"),
+    ("today", "nps_score"),
 )
 AGENT_STATES_SHOWN = ("available", "busy")
 

@@ -75,6 +75,7 @@ class Demo:
             self._spawn("traffic", self._traffic_command(), env, logs / "traffic.log")
             url = f"http://127.0.0.1:{self.web_port}"
             self.say(f"wallboard   {url}/")
+            self.say(f"group       {url}/?group=front")
             self.say(f"metrics     {url}/metrics")
             self.say(f"JSON API    {url}/api/queues")
             self.say(f"logs        {logs}/")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from streamer.core import counters
-from streamer.core.config import parse_rollup_key
+from streamer.core.config import GROUP, TENANT, parse_rollup_key
 from streamer.core.queues import WINDOWS, QueueState
 from streamer.export.exposition import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
@@ -47,15 +47,20 @@ class PipelineCollector:
     def __init__(self, pipeline: Any, clock: Callable[[], float] = time.time) -> None:
         self.pipeline = pipeline
         self.clock = clock
+        self._counts: CountsOf = window_counter(0)  # replaced at every scrape: its windows' counts
 
     def collect(self) -> Iterator[Any]:
         now_ms = int(self.clock() * 1000)
         # Groups and tenants are counted like queues, under roll-up keys; they get families of their own.
         queues = {q: s for q, s in self.pipeline.queues.queues().items() if parse_rollup_key(q) is None}
+        self._counts = window_counter(now_ms)
         yield from self._windows(queues, now_ms)
         yield from self._live(queues, now_ms)
         yield from self._totals(queues)
         yield from self._health()
+        yield from journey_families(queues, now_ms, counts_of=self._counts)
+        yield from rollup_families(self.pipeline.queues.queues(), now_ms,
+                                   tenants=self.pipeline.settings.tenant_label, counts_of=self._counts)
 
     def _windows(self, queues: dict[str, QueueState], now_ms: int) -> Iterator[Any]:
         counts_families = {name: GaugeMetricFamily(name, help_, labels=["queue", "window"])
@@ -65,7 +70,7 @@ class PipelineCollector:
         for queue, state in sorted(queues.items()):
             over = state.waiting_counts(now_ms)["waiting_over_threshold"]
             for window in WINDOWS:
-                _, _, counts = state.window(window, now_ms)
+                counts = self._counts(state, window)
                 summary = counters.summary(counts, state.settings)
                 summary["service_level_live"] = counters.service_level(counts, state.settings, over)
                 for name, (key, _) in WINDOW_COUNTS.items():
@@ -136,7 +141,9 @@ class PipelineCollector:
                                     "Intervals whose newest counts are not on queue-intervals yet", labels=["queue"])
         idle = GaugeMetricFamily("callcenter_queue_idle", "1 when the queue has had no event for the idle period, "
                                  "so its intervals close without waiting for the watermark", labels=["queue"])
-        for queue in sorted(stage.queues()):
+        # A roll-up key is no queue name (it starts with a control character): groups and tenants
+        # close their intervals with their queues' and are left out here.
+        for queue in sorted(q for q in stage.queues() if parse_rollup_key(q) is None):
             pending.add_metric([queue], stage.pending_intervals(queue))
             idle.add_metric([queue], 1 if stage.is_idle(queue, idle_seconds) else 0)
         yield from (pending, idle)
@@ -188,3 +195,164 @@ class PipelineCollector:
             if topic in sources:
                 lag.add_metric([topic, str(partition)], n)
         yield lag
+
+
+# --- the customer's journey, groups and tenants (docs/monitoring.md "Customer journey", "Groups and tenants") ---
+
+JOURNEY_WINDOW_COUNTS = {
+    "callcenter_contacts_identified": ("contacts_identified",
+                                       "Contacts (first visits carrying a customer) in the window"),
+    "callcenter_repeat_contacts": ("repeat_contacts", "Contacts whose customer had another contact within the "
+                                   "queue's repeat window before"),
+    "callcenter_handoffs_in": ("handoffs_in", "Visits entered by a hand-off from another visit of the same call"),
+    "callcenter_handoffs_out": ("handoffs_out", "Visits followed by a hand-off to another visit of the same call"),
+    "callcenter_journeys": ("journeys", "Calls ended in the window, counted at their first queue"),
+    "callcenter_journeys_with_handoff": ("journeys_with_handoff", "Ended calls with at least one hand-off"),
+    "callcenter_journeys_passed_around": ("journeys_passed_around", "Ended calls with two hand-offs or more"),
+    "callcenter_journeys_answered": ("journey_answered", "Ended calls answered"),
+    "callcenter_journeys_answered_within_threshold": ("journey_answered_within_threshold",
+                                                      "Ended calls answered with journey wait <= the first "
+                                                      "queue's threshold"),
+    "callcenter_nps_responses": ("nps_responses", "NPS survey answers"),
+    "callcenter_nps_promoters": ("nps_promoters", "NPS answers 9-10"),
+    "callcenter_nps_passives": ("nps_passives", "NPS answers 7-8"),
+    "callcenter_nps_detractors": ("nps_detractors", "NPS answers 0-6"),
+    "callcenter_csat_responses": ("csat_responses", "CSAT survey answers"),
+    "callcenter_csat_satisfied": ("csat_satisfied", "CSAT answers 4-5"),
+}
+JOURNEY_WINDOW_RATES = {
+    "callcenter_repeat_contact_ratio": ("repeat_contact_rate", "Repeat contacts / contacts identified"),
+    "callcenter_journey_service_level_ratio": ("journey_service_level",
+                                               "Service Level over whole calls (journey wait against the first "
+                                               "queue's threshold, by its formula)"),
+    "callcenter_journey_asa_seconds": ("journey_asa_seconds", "Average journey wait of answered calls"),
+    "callcenter_nps_score": ("nps_score", "Net Promoter Score, 100 x (promoters - detractors) / responses"),
+    "callcenter_csat_ratio": ("csat_rate", "Satisfied CSAT answers (4-5) / CSAT answers"),
+}
+# First-contact resolution is decided days after the contact: a window counts the decisions made in it
+# (a resolved contact at t + window, an unresolved one at its customer's next contact). Only the day is
+# exported: in a shorter window the two kinds of decision are about contacts of different days.
+FCR_WINDOWS = ("today",)
+FCR_WINDOW_FAMILIES = {
+    "callcenter_fcr_resolved": ("fcr_resolved", "Contacts found resolved in the window (no further contact "
+                                "within the FCR window)"),
+    "callcenter_fcr_unresolved": ("fcr_unresolved", "Contacts found unresolved in the window (the customer "
+                                  "called again within the FCR window)"),
+    "callcenter_fcr_ratio": ("fcr_rate", "First-contact resolution of the contacts decided in the window: "
+                             "resolved / (resolved + unresolved)"),
+}
+FCR_DECISIONS = ("resolved", "unresolved")
+# Roll-ups get families of their own (callcenter_group_*, callcenter_tenant_*): a group counts the calls
+# of its member queues again, so a sum over one family would double-count, and the per-queue alert
+# rules join on `queue` alone.
+ROLLUP_PREFIX = {GROUP: "callcenter_group_", TENANT: "callcenter_tenant_"}
+
+
+CountsOf = Callable[[QueueState, str], list[int]]
+
+
+def window_counter(now_ms: int) -> CountsOf:
+    """The counts of a state's window as of `now_ms`, each summed once per scrape: summing the minute
+    buckets is most of a scrape's work, and several families read the same window."""
+    cache: dict[tuple[str, str], list[int]] = {}
+
+    def counts_of(state: QueueState, window: str) -> list[int]:
+        key = (state.queue, window)
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = state.window(window, now_ms)[2]
+        return found
+
+    return counts_of
+
+
+def journey_summary(counts: list[int], settings: Any) -> dict[str, Any]:
+    """The window block of the journey families: the report's summary plus FCR of the decisions in it."""
+    summary = counters.summary(counts, settings)
+    summary["fcr_resolved"] = counts[counters.INDEX["fcr_resolved"]]
+    summary["fcr_unresolved"] = counts[counters.INDEX["fcr_unresolved"]]
+    summary["fcr_rate"] = counters.fcr_rate(counts)
+    return summary
+
+
+def journey_families(states: dict[str, QueueState], now_ms: int, label: str = "queue",
+                     prefix: str = "callcenter_", counts_of: CountsOf | None = None) -> Iterator[Any]:
+    """Per queue (or roll-up, under `label`) and window: the customer's journey and surveys, FCR by day,
+    and FCR decisions as counters; no rate without a denominator."""
+    def family(name: str, help_: str, *labels: str) -> GaugeMetricFamily:
+        return GaugeMetricFamily(prefix + name.removeprefix("callcenter_"), help_, labels=[label, *labels])
+
+    counts_families = {n: family(n, h, "window") for n, (_, h) in JOURNEY_WINDOW_COUNTS.items()}
+    rate_families = {n: family(n, h, "window") for n, (_, h) in JOURNEY_WINDOW_RATES.items()}
+    fcr_families = {n: family(n, h, "window") for n, (_, h) in FCR_WINDOW_FAMILIES.items()}
+    decisions = CounterMetricFamily(prefix + "fcr_decisions", "First-contact resolution decisions",
+                                    labels=[label, "decision"])
+    counts_of = counts_of or window_counter(now_ms)
+    for name, state in sorted(states.items()):
+        for window in WINDOWS:
+            counts = counts_of(state, window)
+            summary = journey_summary(counts, state.settings)
+            for metric, (key, _) in JOURNEY_WINDOW_COUNTS.items():
+                counts_families[metric].add_metric([name, window], summary[key])
+            for metric, (key, _) in JOURNEY_WINDOW_RATES.items():
+                if summary[key] is not None:
+                    rate_families[metric].add_metric([name, window], summary[key])
+            if window in FCR_WINDOWS:
+                for metric, (key, _) in FCR_WINDOW_FAMILIES.items():
+                    if summary[key] is not None:
+                        fcr_families[metric].add_metric([name, window], summary[key])
+        for decision in FCR_DECISIONS:
+            decisions.add_metric([name, decision], state.totals[counters.INDEX[f"fcr_{decision}"]])
+    yield from counts_families.values()
+    yield from rate_families.values()
+    yield from fcr_families.values()
+    yield decisions
+
+
+def rollup_families(states: dict[str, QueueState], now_ms: int, tenants: bool = False,
+                    counts_of: CountsOf | None = None) -> Iterator[Any]:
+    """Groups always, tenants when the deployment asks for a `tenant` label (STREAMER_TENANT_LABEL):
+    the window families of a queue and the journey families, under `callcenter_group_*` with a `group`
+    label (`callcenter_tenant_*`, `tenant`)."""
+    kinds = (GROUP, TENANT) if tenants else (GROUP,)
+    counts_of = counts_of or window_counter(now_ms)
+    for kind in kinds:
+        named = {parsed[1]: state for key, state in states.items()
+                 if (parsed := parse_rollup_key(key)) is not None and parsed[0] == kind}
+        yield from rollup_window_families(named, now_ms, kind, counts_of)
+        yield from journey_families(named, now_ms, label=kind, prefix=ROLLUP_PREFIX[kind], counts_of=counts_of)
+
+
+def rollup_window_families(states: dict[str, QueueState], now_ms: int, kind: str,
+                           counts_of: CountsOf) -> Iterator[Any]:
+    """A roll-up's queue figures per window, its calls waiting and its Service Level target."""
+    prefix = ROLLUP_PREFIX[kind]
+
+    def family(name: str, help_: str, *labels: str) -> GaugeMetricFamily:
+        return GaugeMetricFamily(prefix + name.removeprefix("callcenter_"), help_, labels=[kind, *labels])
+
+    counts_families = {n: family(n, h, "window") for n, (_, h) in WINDOW_COUNTS.items()}
+    rate_families = {n: family(n, h, "window") for n, (_, h) in WINDOW_RATES.items()}
+    waiting = family("callcenter_calls_waiting", "Calls waiting now in the roll-up's queues", "kind")
+    oldest = family("callcenter_oldest_wait_seconds", "Wait of the oldest call waiting now since it entered "
+                    "the roll-up")
+    target = family("callcenter_service_level_target_ratio", "The roll-up's Service Level target")
+    for name, state in sorted(states.items()):
+        live = state.waiting_counts(now_ms)
+        for window in WINDOWS:
+            counts = counts_of(state, window)
+            summary = counters.summary(counts, state.settings)
+            summary["service_level_live"] = counters.service_level(counts, state.settings,
+                                                                   live["waiting_over_threshold"])
+            for metric, (key, _) in WINDOW_COUNTS.items():
+                counts_families[metric].add_metric([name, window], summary[key])
+            for metric, (key, _) in WINDOW_RATES.items():
+                if summary[key] is not None:
+                    rate_families[metric].add_metric([name, window], summary[key])
+        waiting.add_metric([name, "caller"], live["calls_waiting"])
+        waiting.add_metric([name, "callback"], live["callbacks_waiting"])
+        oldest.add_metric([name], live["oldest_wait_seconds"])
+        target.add_metric([name], state.settings.target)
+    yield from counts_families.values()
+    yield from rate_families.values()
+    yield from (waiting, oldest, target)

@@ -12,6 +12,10 @@ waiting at that moment stay waiting in the worker. The queues:
   answered or abandoned call: no Service Level; no agent events);
 - optional extra queues with the healthy traffic (e.g. a hostile name for the wallboard).
 
+Callers carry customer ids (abandoned callers of `support` call again, so there are repeat contacts)
+and answered ones send surveys; the group `front` holds `sales` and `support`, the tenant `acme`
+lists all three queues, and the worker exports tenants (STREAMER_TENANT_LABEL=true).
+
 The worker has no events after the cut, so its windows must hold data for the whole test wherever the
 wall clock stands: intervals are 60 minutes, and the queues' time zone is chosen so that the current
 interval began 15 to 45 minutes ago (a whole-hour or a half-hour UTC offset) and local midnight is hours
@@ -39,10 +43,12 @@ from tests.worker_process import WorkerProcess, unique_names
 BACKFILL_MINUTES = 35
 INTERVAL_MINUTES = 60
 HALF_HOUR_ZONES = ("Asia/Kolkata", "Pacific/Marquesas")  # UTC+5:30 and UTC-9:30, 15 hours apart
-HEALTHY = ("--calls-per-hour", "150", "--aht", "120", "--agents", "9")
+CUSTOMERS = ("--customers", "200", "--surveys", "0.5")
+HEALTHY = ("--calls-per-hour", "150", "--aht", "120", "--agents", "9", *CUSTOMERS)
 BREACHING = ("--calls-per-hour", "240", "--aht", "300", "--agents", "4", "--patience", "60",
              "--callback-after", "30", "--callback-accept", "0.5", "--callback-scheduled", "0.3",
-             "--callback-reach", "0.7")
+             "--callback-reach", "0.7", *CUSTOMERS, "--recall-abandoned", "0.6")
+GROUP, TENANT = "front", "acme"
 HEALTHY_QUEUE, BREACHING_QUEUE, WAITING_ONLY_QUEUE = "sales", "support", "new-line"
 # Counts the worker's "today" window must show once every event is processed (the report's names).
 COUNT_KEYS = ("entered", "answered", "answered_within_threshold", "abandoned", "short_abandoned", "dequeued",
@@ -92,7 +98,7 @@ def simulated_queue(queue: str, tag: str, seed: int, start: datetime, traffic: S
     for line in out.splitlines():
         event = orjson.loads(line)
         event["event_id"] = f"{tag}-{event['event_id']}"
-        for name in ("call_id", "agent_id"):
+        for name in ("call_id", "agent_id", "customer_id"):
             if name in event:
                 event[name] = f"{tag}-{event[name]}"
         if "queue" in event:
@@ -160,7 +166,9 @@ def write_traffic(path: Path, time_zone: str, extra_queues: Sequence[str] = ()) 
 def config_text(time_zone: str) -> str:
     # idle_seconds: a quiet stage-1 partition must not hold the watermark back for a minute.
     return (f'[defaults]\ntime_zone = "{time_zone}"\ninterval_minutes = {INTERVAL_MINUTES}\n\n'
-            "[limits]\nidle_seconds = 3\n")
+            "[limits]\nidle_seconds = 3\n\n"
+            f'[groups.{GROUP}]\nqueues = ["{HEALTHY_QUEUE}", "{BREACHING_QUEUE}"]\n\n'
+            f'[tenants.{TENANT}]\nqueues = ["{HEALTHY_QUEUE}", "{BREACHING_QUEUE}", "{WAITING_ONLY_QUEUE}"]\n')
 
 
 def offline_totals(traffic: Traffic, config: Path) -> dict[str, dict[str, Any]]:
@@ -223,6 +231,7 @@ def fed_worker(workdir: Path, bootstrap: str, extra_queues: Sequence[str] = ()) 
     time_zone = centre_time_zone(datetime.now(UTC))
     config.write_text(config_text(time_zone))
     env["STREAMER_CONFIG"] = str(config)
+    env["STREAMER_TENANT_LABEL"] = "true"
     worker = WorkerProcess(env, workdir / "data", workdir / "worker.log")
     try:
         worker.start()

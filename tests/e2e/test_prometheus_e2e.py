@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import urllib.error
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,9 +33,26 @@ from prometheus_client.samples import Sample
 
 from streamer.core.queues import EXPORTED_AGENT_STATES, WINDOWS
 from streamer.core.tracker import DUPLICATE, INVALID, LATE, PROCESSED, REJECTED
-from streamer.export.collector import CALLBACK_TOTALS, OUTCOME_TOTALS, WINDOW_COUNTS, WINDOW_RATES
+from streamer.export.collector import (
+    CALLBACK_TOTALS,
+    FCR_DECISIONS,
+    FCR_WINDOW_FAMILIES,
+    JOURNEY_WINDOW_COUNTS,
+    JOURNEY_WINDOW_RATES,
+    OUTCOME_TOTALS,
+    WINDOW_COUNTS,
+    WINDOW_RATES,
+)
 from tests import ops_queries
-from tests.e2e.live_traffic import BREACHING_QUEUE, HEALTHY_QUEUE, WAITING_ONLY_QUEUE, Traffic, fed_worker
+from tests.e2e.live_traffic import (
+    BREACHING_QUEUE,
+    GROUP,
+    HEALTHY_QUEUE,
+    TENANT,
+    WAITING_ONLY_QUEUE,
+    Traffic,
+    fed_worker,
+)
 from tests.e2e.prometheus_process import JOB, PrometheusError, PrometheusProcess, find_prometheus
 from tests.worker_process import WorkerProcess
 
@@ -74,7 +92,15 @@ EXPECTED_LABELS: dict[str, frozenset[str]] = {
     "callcenter_queue_idle": frozenset({"queue"}),
     "callcenter_processed_offset": frozenset({"topic", "partition"}),
     "callcenter_events_partition_idle": frozenset({"partition"}),
+    **{name: WINDOW_LABELS for name in (*JOURNEY_WINDOW_COUNTS, *JOURNEY_WINDOW_RATES, *FCR_WINDOW_FAMILIES)},
+    "callcenter_fcr_decisions_total": frozenset({"queue", "decision"}),
 }
+# Groups and tenants: the same families under callcenter_group_* / callcenter_tenant_*, `queue` replaced.
+for _kind in ("group", "tenant"):
+    for _name, _labels in list(EXPECTED_LABELS.items()):
+        _rollup = f"callcenter_{_kind}_{_name.removeprefix('callcenter_')}"
+        if _rollup in ops_queries.ROLLUP_METRICS:
+            EXPECTED_LABELS[_rollup] = frozenset({_kind} | (_labels - {"queue"}))
 # Bounded label values: a value outside these sets would be a series per something unbounded.
 ALLOWED_VALUES: dict[str, frozenset[str]] = {
     "window": frozenset(WINDOWS),
@@ -82,6 +108,9 @@ ALLOWED_VALUES: dict[str, frozenset[str]] = {
     "state": frozenset(EXPORTED_AGENT_STATES),
     "outcome": frozenset(OUTCOME_TOTALS),
     "result": frozenset({*CALLBACK_TOTALS, PROCESSED, DUPLICATE, REJECTED, LATE, INVALID}),
+    "decision": frozenset(FCR_DECISIONS),
+    "group": frozenset({GROUP}),
+    "tenant": frozenset({TENANT}),
 }
 # Per-call, per-agent or per-interval label names, and values that look like a time (an interval start).
 FORBIDDEN_LABELS = frozenset({"call_id", "call", "agent_id", "event_id", "customer_id", "interval", "start", "end"})
@@ -155,7 +184,7 @@ def test_metrics_text_has_the_documented_families_and_no_unbounded_labels(
     samples = metric_samples(worker.get_text("/metrics"))
     names = {sample.name for sample in samples}
 
-    missing = ops_queries.METRIC_CATALOGUE - names
+    missing = ops_queries.METRIC_CATALOGUE - ops_queries.SERVED_WITH_DATA - names
     assert not missing, f"families in the catalogue the worker does not serve: {sorted(missing)}"
     assert any(name.startswith(ops_queries.FAUST_PREFIX) for name in names), "Faust's own metrics are missing"
 
@@ -202,6 +231,14 @@ def test_metrics_text_has_the_documented_families_and_no_unbounded_labels(
 
     processed = {s.labels["result"]: s.value for s in by_name(samples, "callcenter_events_total")}
     assert processed == {"processed": len(traffic.events)}
+    # The customer's journey: contacts, repeats and surveys reached the queues; the group counts its calls.
+    today = {(s.name, s.labels.get("queue")): s.value for s in ours if s.labels.get("window") == "today"}
+    assert today[("callcenter_repeat_contacts", BREACHING_QUEUE)] > 0
+    assert ("callcenter_nps_score", HEALTHY_QUEUE) in today and ("callcenter_csat_ratio", HEALTHY_QUEUE) in today
+    group_offered = {s.labels["window"]: s.value for s in by_name(samples, "callcenter_group_calls_offered")}
+    assert group_offered["today"] > 0
+    assert not any("queue" in s.labels for s in ours if s.name.startswith(("callcenter_group_", "callcenter_tenant_")))
+
     lag_topics = {s.labels["topic"] for s in by_name(samples, "callcenter_consumer_lag_messages")}
     assert lag_topics == {worker.env["STREAMER_TOPIC_EVENTS"], worker.env["STREAMER_TOPIC_OUTCOMES"]}
 
@@ -285,3 +322,28 @@ def test_service_level_alert_fires_for_the_breaching_queue_only(
 
     # Calls wait on the queue without agent events: nothing is known of its agents, so no page.
     assert not active_alerts(prometheus, NO_AGENTS_ALERT), active_alerts(prometheus, NO_AGENTS_ALERT)
+
+
+def test_the_api_lists_groups_tenants_and_detractors(live: tuple[WorkerProcess, Traffic]) -> None:
+    """/api/groups and /api/tenants of the real worker: the configured roll-ups in a queue's shape; the
+    queues list today's detractors to call back and the FCR of today's decisions."""
+    worker, _ = live
+    groups = worker.get_json("/api/groups")
+    assert [g["group"] for g in groups["groups"]] == [GROUP]
+    front = worker.get_json(f"/api/groups/{GROUP}")
+    assert front["queues"] == sorted([HEALTHY_QUEUE, BREACHING_QUEUE])
+    assert front["windows"]["today"]["entered"] > 0 and "agents" not in front["live"]
+    assert "stale_after_seconds" in groups and groups["last_event_time"]
+    tenants = worker.get_json("/api/tenants")
+    assert [t["tenant"] for t in tenants["tenants"]] == [TENANT]
+    try:
+        worker.get_json("/api/groups/nobody")
+        raise AssertionError("an unknown group must be a 404")
+    except urllib.error.HTTPError as error:
+        assert error.code == 404
+    queues = {q["queue"]: q for q in worker.get_json("/api/queues")["queues"]}
+    for queue in queues.values():
+        assert {"fcr_resolved", "fcr_unresolved", "fcr_rate"} <= set(queue["windows"]["today"])
+        for entry in queue["detractors_today"]:
+            assert set(entry) == {"call_id", "time", "score"} and 0 <= entry["score"] <= 6
+    assert any(queue["detractors_today"] for queue in queues.values()), "surveys were sent: some detractor"

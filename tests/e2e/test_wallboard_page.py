@@ -48,6 +48,9 @@ SL_AMBER_BAND_POINTS = 5
 DEFAULT_STALE_AFTER_SECONDS = 120
 SERVICE_LEVEL_FIELDS = {"sl-interval": "interval", "sl-30m": "30m", "sl-today": "today"}
 RATES_WINDOW = "today"
+# The customer journey's tiles: data-field -> (window, key of the window block).
+JOURNEY_FIELDS = {"repeat-30m": ("30m", "repeat_contact_rate"), "nps-today": ("today", "nps_score")}
+MINUS = "\u2212"
 
 
 def _is_number(value: Any) -> bool:
@@ -64,6 +67,13 @@ def format_percent(ratio: Any) -> str:
 
 def format_whole_seconds(seconds: Any) -> str:
     return str(math.floor(seconds + 0.5)) if _is_number(seconds) else DASH
+
+
+def format_score(value: Any) -> str:
+    if not _is_number(value):
+        return DASH
+    whole = math.floor(value + 0.5)
+    return f"{MINUS}{-whole}" if whole < 0 else str(whole)
 
 
 def format_count(value: Any) -> str:
@@ -150,12 +160,17 @@ def expected_fields(queue: dict[str, Any], payload: dict[str, Any]) -> dict[str,
     }
     for field, window in SERVICE_LEVEL_FIELDS.items():
         shown[field] = format_service_level((windows.get(window) or {}).get("service_level_live"))
+    repeat_window, repeat_key = JOURNEY_FIELDS["repeat-30m"]
+    shown["repeat-30m"] = format_percent((windows.get(repeat_window) or {}).get(repeat_key))
+    nps_window, nps_key = JOURNEY_FIELDS["nps-today"]
+    shown["nps-today"] = format_score((windows.get(nps_window) or {}).get(nps_key))
     return shown
 
 
 def expected_windows() -> dict[str, str]:
     """data-field → the data-window attribute saying which window the figure comes from."""
-    return {**SERVICE_LEVEL_FIELDS, "asa": RATES_WINDOW, "abandon": RATES_WINDOW}
+    return {**SERVICE_LEVEL_FIELDS, "asa": RATES_WINDOW, "abandon": RATES_WINDOW,
+            **{field: window for field, (window, _) in JOURNEY_FIELDS.items()}}
 
 
 def queue_order(names: list[str]) -> list[str]:
@@ -366,6 +381,13 @@ def _window(start: str, end: str, **rates: float | None) -> dict[str, Any]:
         "abandon_rate": None,
         "average_abandon_seconds": None,
         "longest_answered_wait_seconds": None,
+        "contacts_identified": 8,
+        "repeat_contacts": 1,
+        "nps_responses": 5,
+        "repeat_contact_rate": None,
+        "journey_service_level": None,
+        "nps_score": None,
+        "csat_rate": None,
     }
     block.update(rates)
     return block
@@ -381,13 +403,16 @@ def _queue(
     abandon: float | None,
     target: float = 0.8,
     threshold: float = 20.0,
+    repeat: float | None = None,
+    nps: float | None = None,
 ) -> dict[str, Any]:
     interval, last_30m, today = sl
     windows = {
         "interval": _window("2026-06-01T11:00:00+01:00", "2026-06-01T11:15:00+01:00", service_level_live=interval),
         "5m": _window("2026-06-01T11:00:03+01:00", "2026-06-01T11:05:03+01:00"),
         "15m": _window("2026-06-01T10:50:03+01:00", "2026-06-01T11:05:03+01:00"),
-        "30m": _window("2026-06-01T10:35:03+01:00", "2026-06-01T11:05:03+01:00", service_level_live=last_30m),
+        "30m": _window("2026-06-01T10:35:03+01:00", "2026-06-01T11:05:03+01:00", service_level_live=last_30m,
+                       repeat_contact_rate=repeat),
         "60m": _window("2026-06-01T10:05:03+01:00", "2026-06-01T11:05:03+01:00"),
         "today": _window(
             "2026-06-01T00:00:00+01:00",
@@ -395,6 +420,7 @@ def _queue(
             service_level_live=today,
             asa_seconds=asa,
             abandon_rate=abandon,
+            nps_score=nps,
         ),
     }
     for block in windows.values():
@@ -442,6 +468,8 @@ def live_answer() -> dict[str, Any]:
                 },
                 asa=12.5,
                 abandon=0.0449,
+                repeat=0.125,
+                nps=42.5,
             ),
             _queue(
                 XSS_QUEUE,
@@ -458,6 +486,8 @@ def live_answer() -> dict[str, Any]:
                 },
                 asa=0.4,
                 abandon=0.0,
+                repeat=0.0,
+                nps=-33.4,
             ),
             _queue(
                 "Night line",
@@ -504,6 +534,9 @@ def live_answer() -> dict[str, Any]:
                 abandon=0.205,
                 target=0.7,
                 threshold=30.0,
+                # the widest figures: a whole repeat rate, the lowest NPS
+                repeat=1.0,
+                nps=-100.0,
             ),
         ],
     }
@@ -546,6 +579,22 @@ def answer_with_queues(count: int) -> dict[str, Any]:
     return answer
 
 
+def groups_answer(answer: dict[str, Any]) -> dict[str, Any]:
+    """The queues of `answer` as /api/groups gives groups: named by "group", with their members."""
+    groups = []
+    for queue in answer["queues"]:
+        entry = {"group": queue["queue"], **{k: v for k, v in queue.items() if k != "queue"}}
+        entry["queues"] = ["a", "b"]
+        groups.append(entry)
+    return {**{k: v for k, v in answer.items() if k != "queues"}, "groups": groups}
+
+
+def as_queues(answer: dict[str, Any], only: str | None = None) -> dict[str, Any]:
+    """A groups answer as the page draws it: each group (or only `only`) a tile named by its group."""
+    groups = [g for g in answer["groups"] if only is None or g["group"] == only]
+    return {**answer, "queues": [{**g, "queue": g["group"]} for g in groups]}
+
+
 def stale_answer() -> dict[str, Any]:
     """The same worker, its newest event ten minutes behind its own clock (the feed stopped)."""
     answer = copy.deepcopy(live_answer())
@@ -564,6 +613,9 @@ class FakeWorker:
 
     def __post_init__(self) -> None:
         self.release = asyncio.Event()
+
+    async def groups(self, request: web.Request) -> web.Response:
+        return web.json_response(groups_answer(self.answer))
 
     async def queues(self, request: web.Request) -> web.Response:
         if self.mode == "hang":
@@ -586,6 +638,7 @@ async def fake_worker() -> AsyncIterator[tuple[FakeWorker, str]]:
     app.router.add_get("/", wallboard_index)
     app.router.add_static("/static/", STATIC_DIR)
     app.router.add_get("/api/queues", worker.queues)
+    app.router.add_get("/api/groups", worker.groups)
     runner = web.AppRunner(app, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -722,3 +775,26 @@ async def test_no_text_is_clipped_or_overlapping(fake_worker: tuple[FakeWorker, 
         await save(page, tmp_path, f"wallboard-layout-{size[0]}x{size[1]}-unreachable.png")
     problems = {key: found for key, found in problems.items() if found}
     assert not problems, "\n".join(f"{key}: {line}" for key, found in problems.items() for line in found)
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("query", ["?group=sales", "?groups"])
+async def test_group_view_shows_the_groups_figures(fake_worker: tuple[FakeWorker, str], query: str) -> None:
+    """?group=NAME draws that group from /api/groups (and nothing else); ?groups every group."""
+    require_chromium()
+    _, base_url = fake_worker
+    api_url = f"{base_url}/api/groups"
+    async with Chromium(window=(1600, 900)) as chromium:
+        page = await chromium.new_page(f"{base_url}/{query}")
+        snapshot, drawn = await wait_for_drawn_answer(page, api_url)
+        only = "sales" if query.startswith("?group=") else None
+        expected = as_queues(drawn, only)
+        names = ["sales"] if only else [g["group"] for g in drawn["groups"]]
+        assert [q["queue"] for q in expected["queues"]] == names
+        assert_drawn_as_documented(snapshot, expected)
+        assert_text_only(snapshot, page)
+        assert_fits(snapshot)
+        assert not await layout_problems(page)
+        brand = await page.evaluate("document.querySelector('.brand').textContent")
+        assert brand == ("Group wallboard \u00b7 sales" if only else "Group wallboard")

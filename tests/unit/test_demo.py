@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from streamer.core.config import parse_config
+from streamer.core.config import GROUP, parse_config, rollup_key
 from streamer.demo import clock
 from streamer.demo.board import empty_figures
 from streamer.demo.runner import demo_config
@@ -132,7 +132,8 @@ def test_the_backfill_goes_at_once_with_each_agents_last_state_and_live_events_w
 
 
 def snapshot(**overrides: Any) -> dict[str, Any]:
-    window = {"service_level_live": 0.9, "asa_seconds": 12.0, "abandon_rate": 0.01}
+    window = {"service_level_live": 0.9, "asa_seconds": 12.0, "abandon_rate": 0.01, "repeat_contact_rate": 0.05,
+              "nps_score": 20.0}
     queue = {"queue": "sales", "windows": {"interval": dict(window), "30m": dict(window), "today": dict(window)},
              "live": {"calls_waiting": 0, "callbacks_waiting": 0, "oldest_wait_seconds": 0.0,
                       "agents": {"available": 1, "busy": 2, "wrap_up": 0, "away": 0}}}
@@ -148,6 +149,10 @@ def test_a_board_is_full_when_no_tile_figure_is_missing() -> None:
         "sales: interval service_level_live"]
     assert empty_figures(snapshot(today__asa_seconds=None), ["sales"]) == ["sales: today asa_seconds"]
     assert empty_figures(snapshot(), ["sales", "vip"]) == ["vip: no tile"]
+    # The customer journey's tiles: repeat calls over 30 minutes, NPS today.
+    assert empty_figures(snapshot(**{"30m__repeat_contact_rate": None}), ["sales"]) == [
+        "sales: 30m repeat_contact_rate"]
+    assert empty_figures(snapshot(today__nps_score=None), ["sales"]) == ["sales: today nps_score"]
 
 
 def test_the_demo_config_is_the_packaged_one_in_the_centres_zone() -> None:
@@ -155,3 +160,6 @@ def test_the_demo_config_is_the_packaged_one_in_the_centres_zone() -> None:
     config = parse_config(tomllib.loads(text))
     assert config.for_queue("billing").time_zone == "America/New_York"
     assert config.for_queue("vip").threshold_seconds == 15
+    # A group of two demo queues, so the wallboard's group view (?group=front) has figures.
+    assert config.groups["front"].queues == {"sales", "vip"}
+    assert config.for_queue(rollup_key(GROUP, "front")).time_zone == "America/New_York"

@@ -1,11 +1,13 @@
-// Queue wallboard: polls the worker's /api/queues and shows one tile per queue.
+// Queue wallboard: polls the worker's /api/queues and shows one tile per queue; with ?group=NAME (or
+// ?groups for all of them) it polls /api/groups and shows the group's tile instead.
 // Every string that comes from the API is written with textContent or setAttribute, never parsed as HTML.
 // Formatting rules are documented in docs/wallboard.md; the end-to-end test applies the same rules.
 "use strict";
 
 (() => {
   // Relative, so the page also works behind a reverse proxy that mounts the worker under a path.
-  const API_PATH = "api/queues";
+  const VIEW = groupView(new URLSearchParams(window.location.search));
+  const API_PATH = VIEW.apiPath;
   const POLL_INTERVAL_MS = 3000;
   // A worker that accepts the connection but never answers must not leave the last numbers on screen.
   const FETCH_TIMEOUT_MS = 5000;
@@ -32,6 +34,65 @@
     { field: "asa", label: `ASA ${RATES_WINDOW_LABEL}`, unit: "s", window: RATES_WINDOW },
     { field: "abandon", label: `Abandoned ${RATES_WINDOW_LABEL}`, unit: "%", window: RATES_WINDOW },
   ];
+
+  // ---- the customer's journey (docs/wallboard.md, "Customer journey"): tiles of their own ----
+
+  const JOURNEY_STATS = [
+    { field: "repeat-30m", label: "Repeat calls 30 min", unit: "%", window: "30m", key: "repeat_contact_rate",
+      format: (value) => formatPercent(value) },
+    { field: "nps-today", label: "NPS today", unit: "", window: "today", key: "nps_score",
+      format: (value) => formatScore(value) },
+  ];
+
+  function buildJourneyStats(queue) {
+    return JOURNEY_STATS.map((stat) => {
+      const cell = element("div", "stat stat-journey", { "data-stat": stat.field });
+      const label = element("div", "label");
+      label.textContent = stat.label;
+      const figure = element("div", "figure");
+      figure.append(valueElement(queue, stat.field, { "data-window": stat.window }));
+      if (stat.unit) {
+        const unit = element("span", "unit");
+        unit.textContent = stat.unit;
+        figure.append(unit);
+      }
+      cell.append(label, figure);
+      return cell;
+    });
+  }
+
+  function updateJourneyStats(tile, queueData) {
+    for (const stat of JOURNEY_STATS) {
+      setValue(tile, stat.field, stat.format(windowOf(queueData, stat.window)[stat.key]));
+    }
+  }
+
+  // An NPS runs from -100 to 100: whole points, rounded half up, with a true minus sign.
+  function formatScore(value) {
+    if (!isNumber(value)) return DASH;
+    const whole = Math.floor(value + 0.5);
+    return whole < 0 ? `\u2212${-whole}` : String(whole);
+  }
+
+  // ---- the group view: ?group=NAME shows one group, ?groups every group this worker owns ----
+
+  function groupView(params) {
+    if (params.has("group") && params.get("group") !== "") {
+      return { kind: "group", name: params.get("group"), apiPath: "api/groups" };
+    }
+    if (params.has("groups")) return { kind: "group", name: null, apiPath: "api/groups" };
+    return { kind: "queue", name: null, apiPath: "api/queues" };
+  }
+
+  // The groups' answer in the shape of the queues' one: each group a tile named by its group.
+  function asQueuesPayload(payload) {
+    if (VIEW.kind !== "group") return payload;
+    if (!payload || typeof payload !== "object" || !Array.isArray(payload.groups)) {
+      throw new Error("the answer has no \"groups\" list");
+    }
+    const groups = payload.groups.filter((entry) => entry && (VIEW.name === null || entry.group === VIEW.name));
+    return { ...payload, queues: groups.map((entry) => ({ ...entry, queue: entry.group })) };
+  }
 
   // ---- formatting (docs/wallboard.md, "Formatting") ----
 
@@ -209,7 +270,7 @@
       valueElement(queue, "agents-busy"),
     );
     agents.append(agentsLabel, agentsFigure);
-    stats.append(agents);
+    stats.append(agents, ...buildJourneyStats(queue));
 
     tile.append(head, serviceLevels, stats);
     return tile;
@@ -260,6 +321,7 @@
     setValue(tile, "abandon", formatPercent(rates.abandon_rate));
     setValue(tile, "agents-available", formatCount(agents.available));
     setValue(tile, "agents-busy", formatCount(agents.busy));
+    updateJourneyStats(tile, queueData);
 
     const age = eventAge(queueData.last_event_time, payload.generated_at);
     const stale = isStale(age, staleAfterSeconds(payload));
@@ -449,6 +511,7 @@
         return;
       }
       try {
+        payload = asQueuesPayload(payload);
         validatePayload(payload);
         renderQueues(payload);
         lastSuccess = { at: new Date(), payload };
@@ -468,6 +531,13 @@
     if (lastSuccess) showState();
   }
 
+  if (VIEW.kind === "group") {
+    document.body.setAttribute("data-view", "group");
+    const brand = document.querySelector(".brand");
+    brand.textContent = VIEW.name === null ? "Group wallboard" : `Group wallboard \u00b7 ${VIEW.name}`;
+    grid.setAttribute("data-empty-text", VIEW.name === null ? "This worker owns no groups"
+      : "This worker does not hold this group");
+  }
   window.addEventListener("resize", () => layoutGrid(grid));
   tick();
   setInterval(tick, 1000);
