@@ -135,6 +135,7 @@ class Live:
                     "STREAMER_STANDBY_REPLICAS": str(standby_replicas)}
         self.workers: list[WorkerProcess] = []
         self._started = 0
+        self.fcr_checked = 0  # queues whose FCR decisions check_today compared
         asyncio.run(ensure_topics(load_worker_settings(self.env), explicit_partitions=True))
 
     def start_worker(self, datadir: Path | None = None) -> WorkerProcess:
@@ -282,7 +283,10 @@ def check_exported_once(live: Live, step: str) -> None:
 
 
 def check_today(live: Live, want: dict[str, dict[str, Any]]) -> None:
-    """The "today" figures of /api/queues and /metrics equal the sum of today's intervals."""
+    """The "today" figures of /api/queues and /metrics equal the sum of today's intervals; and, for a
+    queue whose day holds the whole stream, today's first-contact-resolution decisions (live: counted
+    when decided) equal the report's decided while reading the events (`decided_before_the_end`)."""
+    offline_fcr: dict[str, dict[str, int]] | None = None
     for worker in live.workers:
         metrics = worker.get_text("/metrics")
         offered = {labels["queue"]: int(v) for labels, v in _metric_families(metrics, "callcenter_calls_offered")
@@ -298,12 +302,41 @@ def check_today(live: Live, want: dict[str, dict[str, Any]]) -> None:
                     for name in COUNT_KEYS:
                         sums[name] += block[name]
             shown = {name: today[name] for name in COUNT_KEYS}
+            if first <= live.stream.start_ms and live.stream.end_ms < end:
+                decided = {name: today.get(name) for name in ("fcr_resolved", "fcr_unresolved")}
+                offline_fcr = offline_fcr if offline_fcr is not None else decided_before_the_end(live)
+                offline_decided = offline_fcr.get(view["queue"], {"fcr_resolved": 0, "fcr_unresolved": 0})
+                if decided != offline_decided:
+                    raise Mismatch(f"seed {live.stream.seed}: queue {view['queue']} FCR decided today in /api/queues "
+                                   f"{decided}, in the report {offline_decided}")
+                live.fcr_checked += 1
             if shown != sums:
                 raise Mismatch(f"seed {live.stream.seed}: queue {view['queue']} today in /api/queues {shown}, "
                                f"sum of today's intervals {sums}")
             if (offered.get(view["queue"]), answered.get(view["queue"])) != (sums["entered"], sums["answered"]):
                 raise Mismatch(f"seed {live.stream.seed}: queue {view['queue']} today in /metrics offered "
                                f"{offered.get(view['queue'])} answered {answered.get(view['queue'])}, intervals {sums}")
+
+
+def decided_before_the_end(live: Live) -> dict[str, dict[str, int]]:
+    """Per queue, the FCR decisions a live worker has made once it has processed the events and gone
+    idle: the report's while reading them, then those the newest partition's stream time settles,
+    without the ones the report makes only because its input ends (`CustomerTracker.flush`: an
+    unresolved contact whose decision waits `settle_ms` past its later contact, for an earlier one
+    that could still arrive). A live input never ends: those stay pending until time moves on."""
+    from streamer.core.config import load_config
+    from streamer.core.counters import INDEX
+    from streamer.core.report import Report
+
+    report = Report(load_config(live.config), partitions=live.stream.partitions,
+                    now_ms=time.time_ns() // 1_000_000)
+    for line in live.stream.lines:
+        report.add_line(line)
+    # Once every partition of call-events has gone idle, the live watermark is the newest of their
+    # stream times (docs/pipeline.md, "Time"): the customer stage decides what that time settles.
+    report._count(report.customers.advance(max(tracker.stream_time for tracker in report.trackers)))
+    return {queue: {name: book.total[INDEX[name]] for name in ("fcr_resolved", "fcr_unresolved")}
+            for queue, book in report.queues.items()}
 
 
 def _per_file_differences(live: Live, events: Path, want: dict[str, dict[str, Any]]) -> int:
@@ -342,7 +375,7 @@ def run_clean(stream: Stream, workdir: Path, bootstrap: str) -> RunResult:
         check_counts_and_dead_letters(live, report, _skipped(skipped))
         if "today_midnight" in stream.notes:
             check_today(live, want)
-            result.steps.append("today")
+            result.steps.append("today" if not live.fcr_checked else f"today+fcr({live.fcr_checked} queues)")
         result.per_file_differences = _per_file_differences(live, events, want)
         return result
     finally:

@@ -48,7 +48,7 @@ def test_a_generated_stream_counts_live_as_offline(seed: int, tmp_path: Path, ka
 @pytest.mark.timeout(300)
 def test_today_figures_equal_the_days_intervals(tmp_path: Path, kafka_bootstrap: str) -> None:
     result = run_clean(generate(TODAY_SEED, today=True), tmp_path, kafka_bootstrap)
-    assert "today" in result.steps
+    assert any(step.startswith("today") for step in result.steps)
     print(result.line())
 
 
