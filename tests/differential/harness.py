@@ -353,6 +353,7 @@ def write_stream(stream: Stream, path: Path) -> Path:
 
 def run_clean(stream: Stream, workdir: Path, bootstrap: str) -> RunResult:
     """One worker, the whole stream at full speed through `streamer replay --wait`, every check."""
+    workdir.mkdir(parents=True, exist_ok=True)
     events = write_stream(stream, workdir / "events.jsonl")
     live = Live(workdir, bootstrap, stream)
     result = RunResult(stream.seed)
