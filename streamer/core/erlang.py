@@ -1,6 +1,7 @@
 """Steady-state queueing theory for one queue: Erlang C (M/M/c) and Erlang A (M/M/c+M).
 
-The simulator is checked against these numbers, and the demo staffs its queues with them.
+The simulator is checked against these numbers, the demo staffs its queues with them, and the live
+foresight (foresight.py) applies them to the live state of a queue.
 
 Erlang C uses the closed forms. Erlang A uses the birth-death chain of the number of calls in the
 system (arrivals at rate λ; departures at min(n, c)·μ for service plus max(n − c, 0)·θ for callers
