@@ -253,65 +253,6 @@ def tagged_answer_wait(ahead: int, capacity: float, hangup_rate: float) -> float
     return math.fsum(1.0 / (capacity + (j + 1) * hangup_rate) for j in range(ahead + 1))
 
 
-def tagged_outcomes(ahead: int, capacity: float, hangup_rate: float,
-                    within_seconds: float) -> tuple[float, float, float]:
-    """(P answered within `within_seconds`, P answered at all, P hung up within `within_seconds`) of the
-    tagged caller of `tagged_answer_wait`, by uniformization of its chain (as ErlangA._outcomes_within)."""
-    theta = hangup_rate
-    if capacity <= 0:
-        gone = 1.0 - math.exp(-theta * within_seconds) if within_seconds > 0 else 0.0
-        return 0.0, 0.0 if theta > 0 else 1.0, gone
-    answered = math.prod((capacity + j * theta) / (capacity + (j + 1) * theta) for j in range(ahead + 1))
-    if within_seconds <= 0:
-        return 0.0, answered, 0.0
-    uniform_rate = capacity + (ahead + 1) * theta
-    mean_jumps = uniform_rate * within_seconds
-    max_jumps = int(mean_jumps + POISSON_TAIL_SIGMAS * math.sqrt(mean_jumps) + 20)
-    move = [(capacity + i * theta) / uniform_rate for i in range(ahead + 1)]
-    stay = [1.0 - (capacity + (i + 1) * theta) / uniform_rate for i in range(ahead + 1)]
-    hangup = theta / uniform_rate
-    mass = [0.0] * ahead + [1.0]
-    done = gone = done_within = gone_within = 0.0
-    log_mean = math.log(mean_jumps)
-    for k in range(max_jumps + 1):
-        jumps_weight = math.exp(-mean_jumps + k * log_mean - math.lgamma(k + 1))
-        done_within += jumps_weight * done
-        gone_within += jumps_weight * gone
-        done += mass[0] * move[0]
-        gone += math.fsum(mass) * hangup
-        mass = [mass[i] * stay[i] + (mass[i + 1] * move[i + 1] if i < ahead else 0.0) for i in range(ahead + 1)]
-    # The Poisson weights summed to P(N ≤ max_jumps); the weight beyond is below 1e-30.
-    return min(done_within, answered), answered, gone_within
-
-
-def transient(distribution: list[float], arrival_rate: float, aht_seconds: float, agents: int, hangup_rate: float,
-              seconds: float) -> list[float]:
-    """The distribution of the number of calls in an M/M/c+M system `seconds` later, from
-    `distribution` (P(n calls) for n = 0 … top; the top state reflects arrivals, so keep it far above any
-    likely state), by uniformization of the birth-death chain of the module docstring."""
-    top = len(distribution) - 1
-    mu = 1.0 / aht_seconds
-    deaths = [min(n, agents) * mu + max(n - agents, 0) * hangup_rate for n in range(top + 1)]
-    uniform_rate = arrival_rate + max(deaths) or 1.0
-    mean_jumps = uniform_rate * seconds
-    if mean_jumps <= 0:
-        return list(distribution)
-    up = [arrival_rate / uniform_rate if n < top else 0.0 for n in range(top + 1)]
-    down = [d / uniform_rate for d in deaths]
-    max_jumps = int(mean_jumps + POISSON_TAIL_SIGMAS * math.sqrt(mean_jumps) + 20)
-    log_mean = math.log(mean_jumps)
-    mass = list(distribution)
-    out = [0.0] * (top + 1)
-    for k in range(max_jumps + 1):
-        weight = math.exp(-mean_jumps + k * log_mean - math.lgamma(k + 1))
-        for n in range(top + 1):
-            out[n] += weight * mass[n]
-        mass = [mass[n] * (1.0 - up[n] - down[n]) + (mass[n - 1] * up[n - 1] if n else 0.0)
-                + (mass[n + 1] * down[n + 1] if n < top else 0.0) for n in range(top + 1)]
-    total = math.fsum(out)
-    return [p / total for p in out]
-
-
 def theory(
     calls_per_hour: float,
     aht_seconds: float,

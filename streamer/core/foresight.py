@@ -11,9 +11,11 @@ parameters are the queue's recent past:
 - patience: exponential, its rate θ the maximum-likelihood one of the last 60 minutes
   (abandons / total time waited by the answered and the abandoned); 0 without abandons.
 
-A caller with k callers (or keep-position markers) ahead of it waits for k + 1 departures from the
-head of the queue; while j are ahead these come at rate c·μ + j·θ (an agent frees up, or someone ahead
-hangs up). Everything is computed from that tagged caller's chain (erlang.tagged_*).
+Expected wait: a caller with k callers (or keep-position markers) ahead of it waits for k + 1
+departures from the head of the queue; while j are ahead these come at rate c·μ + j·θ (an agent
+frees up, or someone ahead hangs up): erlang.tagged_answer_wait. Projected Service Level: the
+outcomes so far plus draws of the rest of the interval from the live state (`projection`). Agents
+needed: the Erlang C / A steady state with the live rates (`agents_needed`).
 """
 
 from __future__ import annotations
