@@ -40,8 +40,8 @@ PROJECTION_RUNS = 200
 SERVING_STATES = ("available", "busy", "wrap_up")
 
 _I = counters.INDEX
-_SLOTS = ("entered", "answered", "abandoned", "answered_wait_ms", "abandoned_wait_ms", "handled_calls",
-          "handle_ms")
+_SLOTS = ("entered", "answered", "abandoned", "short_abandoned", "answered_wait_ms", "abandoned_wait_ms",
+          "handled_calls", "handle_ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +88,10 @@ def inputs(state: QueueState, now_ms: int) -> Inputs:
     # The window's first minute is whole, the current one runs up to now.
     covered_s = ((ARRIVAL_WINDOW_MINUTES - 1) * MINUTE_MS + now_ms % MINUTE_MS + 1) / 1000
     arrival_rate = recent["entered"] / covered_s
-    waited_s = (hour["answered_wait_ms"] + hour["abandoned_wait_ms"]) / 1000
-    hangup_rate = hour["abandoned"] / waited_s if waited_s > 0 else 0.0
+    # The callers waiting now are at risk too (censored): leaving their time out would overstate θ.
+    at_risk_ms = sum(max(0, now_ms - enqueued) for enqueued, _kind in state.waiting.values())
+    waited_s = (hour["answered_wait_ms"] + hour["abandoned_wait_ms"] + at_risk_ms) / 1000
+    hangup_rate = (hour["abandoned"] + hour["short_abandoned"]) / waited_s if waited_s > 0 else 0.0
     agents = state.agent_counts()
     serving = sum(agents[name] for name in SERVING_STATES)
     logged_in = serving + agents["away"]

@@ -37,6 +37,7 @@ def api_snapshot(pipeline: Any, now_s: float | None = None, queue: str | None = 
             view = states[name].view(now_ms)
             view["idle"] = stage.is_idle(name, idle_seconds)
             view["intervals_pending"] = stage.pending_intervals(name)
+            view["foresight"] = foresight_view(states[name], now_ms)
             views.append(view)
     return {
         "generated_at": format_ts(now_ms),
@@ -46,6 +47,14 @@ def api_snapshot(pipeline: Any, now_s: float | None = None, queue: str | None = 
         "progress": pipeline.progress(),
         "queues": views,
     }
+
+
+def foresight_view(state: Any, now_ms: int) -> dict[str, Any]:
+    """The queue's foresight block (docs/metrics.md "Foresight"): expected wait, projected Service Level,
+    agents needed beside agents logged in."""
+    from streamer.core import foresight
+
+    return foresight.forecast(state, now_ms)
 
 
 def install_pages(app: faust.App, pipeline: Any) -> None:

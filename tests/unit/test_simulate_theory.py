@@ -25,8 +25,8 @@ from datetime import datetime
 
 import pytest
 
-from streamer.simulate.clock import parse_start
 from streamer.core.erlang import ErlangA, ErlangC
+from streamer.simulate.clock import parse_start
 from streamer.simulate.model import simulate
 from streamer.simulate.scenarios import plain
 
