@@ -243,7 +243,17 @@ def agents_needed(state: QueueState, live: Inputs) -> int | None:
 
 
 def forecast(state: QueueState, now_ms: int) -> dict[str, Any]:
-    """The foresight block of the JSON API (docs/api.md)."""
+    """The foresight block of the JSON API (docs/api.md), computed at most once a second while no
+    event comes (200 draws cost milliseconds; a wallboard and a scrape ask for it every few seconds)."""
+    key = (now_ms // 1000, state.last_event_ts, len(state.waiting))
+    if state.foresight_memo is not None and state.foresight_memo[0] == key:
+        return state.foresight_memo[1]
+    block = _forecast(state, key[0] * 1000)
+    state.foresight_memo = (key, block)
+    return block
+
+
+def _forecast(state: QueueState, now_ms: int) -> dict[str, Any]:
     live = inputs(state, now_ms)
     ewt = expected_wait_seconds(live)
     projected, chance = projection(state, now_ms, live)
