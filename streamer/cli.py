@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("worker", "report", "simulate", "replay", "ingest", "kafka", "demo", "bench")
+COMMANDS = ("worker", "report", "simulate", "replay", "ingest", "kafka", "demo", "bench", "backtest")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -312,7 +312,7 @@ def _plain_scenario(args: argparse.Namespace) -> Scenario:
 
 
 def _print_theory(args: argparse.Namespace) -> int:
-    from streamer.simulate.erlang import theory
+    from streamer.core.erlang import theory
 
     figures = theory(
         args.calls_per_hour or DEFAULT_CALLS_PER_HOUR,

@@ -52,6 +52,9 @@ FCR_UNRESOLVED = "fcr_unresolved"
 # Survey responses (`value` = the score, `visit_id` = the call id).
 NPS = "nps"
 CSAT = "csat"
+# An answered visit's handle time (`value` = talk plus wrap-up, ms), from its `call.completed`: the live
+# foresight's recent handle time; counted in internal slots only, no report key shows it.
+HANDLED = "handled"
 
 # Visit status.
 WAITING = "waiting"  # a live caller in the queue
@@ -525,20 +528,29 @@ def _complete(state: CallState, event: ev.Event, rules: CallRules) -> Step:
         return Step(state, rejected=NOT_ANSWERED)
     new = _copy(state, event)
     new.answered = False
+    handled = _handled(state, event)
     journey = state.journey
     if journey is None:
-        return Step(new)
+        return Step(new, handled)
     deadline = journey_deadline(state, rules)
     if deadline is not None and event.ts > deadline:
         # Too late to belong to the journey: it ended at its deadline, as a sweep would have ended it.
         new.journey = None
-        return Step(new, _end_journey(new, journey, _ended_at(journey, deadline)))
+        return Step(new, handled + _end_journey(new, journey, _ended_at(journey, deadline)))
     if event.to_queue is not None:
         # The agent transferred the call: the journey goes on in the next visit.
         new.journey = journey.with_(left_at=event.ts)
-        return Step(new)
+        return Step(new, handled)
     new.journey = None
-    return Step(new, _end_journey(new, journey, event.ts))
+    return Step(new, handled + _end_journey(new, journey, event.ts))
+
+
+def _handled(state: CallState, event: ev.Event) -> list[Fact]:
+    """The handle time of the visit the completion ends, when it was answered and the event says it."""
+    if not state.answered or (event.talk_seconds is None and event.wrap_seconds is None):
+        return []
+    handle_ms = round(((event.talk_seconds or 0.0) + (event.wrap_seconds or 0.0)) * 1000)
+    return [Fact(HANDLED, state.queue or "", state.visit_id, event.ts, state.enqueued_ts, value=handle_ms)]
 
 
 def _survey(state: CallState | None, event: ev.Event) -> Step:

@@ -65,10 +65,12 @@ JOURNEY_COUNT_KEYS = (
 )
 FCR_COUNT_KEYS = ("fcr_resolved", "fcr_unresolved")
 JOURNEY_SUM_KEYS = ("journey_dequeued", "journey_answered_wait_ms")
+# Handle times of answered visits (HANDLED facts), for the live foresight: internal, in no report block.
+HANDLE_SUM_KEYS = ("handled_calls", "handle_ms")
+_TAIL_KEYS = JOURNEY_COUNT_KEYS + FCR_COUNT_KEYS + JOURNEY_SUM_KEYS + HANDLE_SUM_KEYS
 INDEX = {name: i for i, name in enumerate(SLOTS)}
-INDEX.update((name, HISTOGRAM_END + i) for i, name in enumerate(JOURNEY_COUNT_KEYS + FCR_COUNT_KEYS
-                                                                + JOURNEY_SUM_KEYS))
-WIDTH = HISTOGRAM_END + len(JOURNEY_COUNT_KEYS) + len(FCR_COUNT_KEYS) + len(JOURNEY_SUM_KEYS)
+INDEX.update((name, HISTOGRAM_END + i) for i, name in enumerate(_TAIL_KEYS))
+WIDTH = HISTOGRAM_END + len(_TAIL_KEYS)
 LONGEST = INDEX["longest_answered_wait_ms"]
 
 RATE_KEYS = ("service_level", "asa_seconds", "abandon_rate", "average_abandon_seconds")
@@ -118,6 +120,8 @@ _CSAT = INDEX["csat_responses"]
 _SATISFIED = INDEX["csat_satisfied"]
 _FCR_RESOLVED = INDEX["fcr_resolved"]
 _FCR_UNRESOLVED = INDEX["fcr_unresolved"]
+_HANDLED = INDEX["handled_calls"]
+_HANDLE_MS = INDEX["handle_ms"]
 
 
 # Facts that count one in one slot, nothing else.
@@ -188,6 +192,9 @@ def add_fact(counts: list[int], fact: calls.Fact, settings: QueueSettings) -> No
         counts[_CSAT] += 1
         if (fact.value or 0) >= CSAT_SATISFIED_FROM:
             counts[_SATISFIED] += 1
+    elif kind == calls.HANDLED:
+        counts[_HANDLED] += 1
+        counts[_HANDLE_MS] += fact.value or 0
 
 
 def _add_journey(counts: list[int], fact: calls.Fact, settings: QueueSettings) -> None:
@@ -255,8 +262,14 @@ def journey_service_level(counts: list[int], settings: QueueSettings) -> float |
                           counts[_J_ABANDONED_WITHIN], counts[_J_DEQUEUED], settings)
 
 
-def _service_level(answered_within: int, answered: int, abandoned: int, abandoned_within: int, dequeued: int,
-                   settings: QueueSettings, waiting_over_threshold: int = 0) -> float | None:
+def service_level_of(answered_within: float, answered: float, abandoned: float, abandoned_within: float,
+                     dequeued: float, settings: QueueSettings) -> float | None:
+    """The queue's formula over (expected) outcome counts, which may be fractional (foresight.py)."""
+    return _service_level(answered_within, answered, abandoned, abandoned_within, dequeued, settings)
+
+
+def _service_level(answered_within: float, answered: float, abandoned: float, abandoned_within: float,
+                   dequeued: float, settings: QueueSettings, waiting_over_threshold: int = 0) -> float | None:
     formula = settings.service_level_formula
     if formula == SL_IGNORE_ABANDONS_WITHIN:
         numerator, denominator = answered_within, answered + abandoned - abandoned_within
@@ -340,9 +353,11 @@ def summary(counts: list[int], settings: QueueSettings) -> dict[str, Any]:
     return block
 
 
-_SHOWN_IN_INTERVALS = tuple(i for i in range(WIDTH) if i not in (_FCR_RESOLVED, _FCR_UNRESOLVED))
+_SHOWN_IN_INTERVALS = tuple(i for i in range(WIDTH) if i not in (_FCR_RESOLVED, _FCR_UNRESOLVED, _HANDLED,
+                                                                   _HANDLE_MS))
 
 
 def is_empty(counts: list[int]) -> bool:
-    """Nothing an interval block shows: FCR decisions alone (about earlier contacts) do not count."""
+    """Nothing an interval block shows: FCR decisions alone (about earlier contacts) and handle times
+    (of calls answered earlier) do not count."""
     return not any(counts[i] for i in _SHOWN_IN_INTERVALS)

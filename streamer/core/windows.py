@@ -88,7 +88,8 @@ def sliding_minutes(now_ms: int, minutes: int) -> tuple[int, int]:
 
 # Decided days after the contact they are about: counted when decided, even by arrival, since the
 # contact's own interval is long gone.
-_DECIDED_LATER = frozenset({calls.FCR_RESOLVED, calls.FCR_UNRESOLVED})
+# A handle time is counted when the call ends, so the recent handle time is that of recent calls.
+_DECIDED_LATER = frozenset({calls.FCR_RESOLVED, calls.FCR_UNRESOLVED, calls.HANDLED})
 
 
 def fact_time(fact: calls.Fact, settings: QueueSettings) -> int:

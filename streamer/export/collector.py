@@ -56,6 +56,7 @@ class PipelineCollector:
         self._counts = window_counter(now_ms)
         yield from self._windows(queues, now_ms)
         yield from self._live(queues, now_ms)
+        yield from self._foresight(queues, now_ms)
         yield from self._totals(queues)
         yield from self._health()
         yield from journey_families(queues, now_ms, counts_of=self._counts)
@@ -109,6 +110,27 @@ class PipelineCollector:
             if state.last_event_ts:
                 last.add_metric([queue], state.last_event_ts / 1000)
         yield from (waiting, oldest, over, agents, target, threshold, last)
+
+    def _foresight(self, queues: dict[str, QueueState], now_ms: int) -> Iterator[Any]:
+        """What the queue is heading for (docs/metrics.md "Foresight"); absent where it is undefined."""
+        from streamer.core import foresight
+
+        ewt = GaugeMetricFamily("callcenter_queue_expected_wait_seconds",
+                                "Expected wait of a caller entering the queue now", labels=["queue"])
+        projected = GaugeMetricFamily("callcenter_queue_projected_service_level_ratio",
+                                      "Service Level the current interval is projected to end at", labels=["queue"])
+        chance = GaugeMetricFamily("callcenter_queue_target_chance_ratio",
+                                   "Chance that the current interval ends at or above the target", labels=["queue"])
+        needed = GaugeMetricFamily("callcenter_queue_agents_needed",
+                                   "Agents needed to reach the target at the live arrival rate and handle time",
+                                   labels=["queue"])
+        for queue, state in sorted(queues.items()):
+            view = foresight.forecast(state, now_ms)
+            for family, key in ((ewt, "ewt_seconds"), (projected, "projected_service_level"),
+                                (chance, "chance_of_target"), (needed, "agents_needed")):
+                if view[key] is not None:
+                    family.add_metric([queue], view[key])
+        yield from (ewt, projected, chance, needed)
 
     def _totals(self, queues: dict[str, QueueState]) -> Iterator[Any]:
         entered = CounterMetricFamily("callcenter_calls_entered", "Queue visits entered", labels=["queue"])

@@ -40,6 +40,7 @@ def api_snapshot(pipeline: Any, now_s: float | None = None, queue: str | None = 
             view["idle"] = stage.is_idle(name, idle_seconds)
             view["intervals_pending"] = stage.pending_intervals(name)
             add_journey_view(view, states[name], now_ms)
+            view["foresight"] = foresight_view(states[name], now_ms)
             views.append(view)
     return {
         "generated_at": format_ts(now_ms),
@@ -122,6 +123,12 @@ def install_rollup_pages(app: faust.App, pipeline: Any, json_response: Any) -> N
     pages(GROUP)
     if pipeline.settings.tenant_label:
         pages(TENANT)
+def foresight_view(state: Any, now_ms: int) -> dict[str, Any]:
+    """The queue's foresight block (docs/metrics.md "Foresight"): expected wait, projected Service Level,
+    agents needed beside agents logged in."""
+    from streamer.core import foresight
+
+    return foresight.forecast(state, now_ms)
 
 
 def install_pages(app: faust.App, pipeline: Any) -> None:

@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import replace
 
-from streamer.simulate.erlang import agents_for_service_level
+from streamer.core.erlang import agents_for_service_level
 from streamer.simulate.scenario import (
     HOURS_PER_DAY,
     AgentSpec,

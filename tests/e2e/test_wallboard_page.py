@@ -145,6 +145,7 @@ def expected_fields(queue: dict[str, Any], payload: dict[str, Any]) -> dict[str,
     agents = live.get("agents") or {}
     windows = queue.get("windows") or {}
     rates = windows.get(RATES_WINDOW) or {}
+    foresight = queue.get("foresight") or {}
     shown = {
         "name": queue["queue"],
         "queue-status": queue_status(queue, payload),
@@ -157,6 +158,10 @@ def expected_fields(queue: dict[str, Any], payload: dict[str, Any]) -> dict[str,
         "abandon": format_percent(rates.get("abandon_rate")),
         "agents-available": format_count(agents.get("available")),
         "agents-busy": format_count(agents.get("busy")),
+        "ewt": format_wait(foresight.get("ewt_seconds")),
+        "projected-sl": format_service_level(foresight.get("projected_service_level")),
+        "agents-needed": format_count(foresight.get("agents_needed")),
+        "agents-logged-in": format_count(foresight.get("agents_logged_in")),
     }
     for field, window in SERVICE_LEVEL_FIELDS.items():
         shown[field] = format_service_level((windows.get(window) or {}).get("service_level_live"))
@@ -405,6 +410,7 @@ def _queue(
     threshold: float = 20.0,
     repeat: float | None = None,
     nps: float | None = None,
+    foresight: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     interval, last_30m, today = sl
     windows = {
@@ -439,6 +445,10 @@ def _queue(
         "last_event_time": _iso(last_event) if last_event else None,
         "live": live,
         "windows": windows,
+        "foresight": foresight if foresight is not None else {
+            "ewt_seconds": 12.5, "projected_service_level": 0.7962, "chance_of_target": 0.4, "agents_needed": 9,
+            "agents_logged_in": 8, "agents_serving": 8, "aht_seconds": 180.0, "arrivals_per_hour": 90.0,
+            "patience_seconds": None},
     }
 
 
@@ -502,6 +512,8 @@ def live_answer() -> dict[str, Any]:
                 },
                 asa=None,
                 abandon=None,
+                foresight={"ewt_seconds": None, "projected_service_level": None, "chance_of_target": None,
+                           "agents_needed": 0, "agents_logged_in": 0},
             ),
             _queue(
                 "billing",
@@ -537,6 +549,9 @@ def live_answer() -> dict[str, Any]:
                 # the widest figures: a whole repeat rate, the lowest NPS
                 repeat=1.0,
                 nps=-100.0,
+                # a long expected wait, a red projection, short of agents
+                foresight={"ewt_seconds": 3725.6, "projected_service_level": 0.31, "chance_of_target": 0.0,
+                           "agents_needed": 31, "agents_logged_in": 21},
             ),
         ],
     }

@@ -427,6 +427,24 @@ def test_completion_after_an_answer_or_a_connected_callback_is_accepted():
     assert result.rejected == []
 
 
+def test_completion_after_an_answer_gives_the_visits_handle_time():
+    log = EventLog()
+    log.answered_call("c1", 0, 10)
+    log.completed("c1", 200, talk_seconds=190, wrap_seconds=25.5)
+    log.answered_call("c2", 0, 10)
+    log.completed("c2", 200)  # no durations: no handle time
+    result = run(log)
+    handled = [f for f in result.facts if f.kind == calls.HANDLED]
+    assert [(f.queue, f.visit_id, f.value, f.ts) for f in handled] == [("q1", "c1#1", 215_500, T0 + 200_000)]
+    block = counters.empty()
+    for fact in handled:
+        counters.add_fact(block, fact, DEFAULT)
+    assert (block[counters.INDEX["handled_calls"]], block[counters.INDEX["handle_ms"]]) == (1, 215_500)
+    # Internal: no report key shows it, and an interval of handle times alone is empty.
+    assert counters.is_empty(block)
+    assert counters.summary(block, DEFAULT) == counters.summary(counters.empty(), DEFAULT)
+
+
 def test_completion_after_an_abandon_is_accepted_and_counts_nothing():
     log = EventLog()
     log.abandoned_call("c1", 0, 30)

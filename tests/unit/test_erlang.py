@@ -1,4 +1,4 @@
-"""Erlang C / Erlang A reference figures (streamer.simulate.erlang)."""
+"""Erlang C / Erlang A reference figures (streamer.core.erlang)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streamer.simulate.erlang import ErlangA, ErlangC, agents_for_service_level, erlang_b, erlang_c, theory
+from streamer.core.erlang import ErlangA, ErlangC, agents_for_service_level, erlang_b, erlang_c, theory
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference-data"
 

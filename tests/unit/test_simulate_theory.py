@@ -1,7 +1,7 @@
 """The plain model agrees with Erlang C and Erlang A in steady state.
 
 The figures are computed here from the generated events alone (enqueue, answer and abandon times),
-and compared with `streamer.simulate.erlang` within a tolerance taken from the run itself: the run is
+and compared with `streamer.core.erlang` within a tolerance taken from the run itself: the run is
 cut into BATCHES consecutive batches of equal simulated time, each batch gives one estimate, and the
 mean of the batch estimates must lie within Z standard errors (sample standard deviation of the batch
 estimates / √BATCHES) of the theory. Batches of 20+ simulated hours are far longer than the queue's
@@ -25,8 +25,8 @@ from datetime import datetime
 
 import pytest
 
+from streamer.core.erlang import ErlangA, ErlangC
 from streamer.simulate.clock import parse_start
-from streamer.simulate.erlang import ErlangA, ErlangC
 from streamer.simulate.model import simulate
 from streamer.simulate.scenarios import plain
 

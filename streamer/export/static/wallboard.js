@@ -271,9 +271,59 @@
     );
     agents.append(agentsLabel, agentsFigure);
     stats.append(agents, ...buildJourneyStats(queue));
+    appendForesight(queue, stats);
 
     tile.append(head, serviceLevels, stats);
     return tile;
+  }
+
+  // ---- foresight: where the queue is heading (docs/foresight.md) ----
+
+  function foresightStat(queue, statName, labelText, fields, unit) {
+    const cell = element("div", "stat foresight", { "data-stat": statName });
+    const label = element("div", "label");
+    label.textContent = labelText;
+    const figure = element("div", "figure");
+    fields.forEach((name, index) => {
+      if (index > 0) {
+        const separator = element("span", "separator");
+        separator.textContent = "/";
+        figure.append(separator);
+      }
+      figure.append(valueElement(queue, name));
+    });
+    if (unit) {
+      const unitNode = element("span", "unit");
+      unitNode.textContent = unit;
+      figure.append(unitNode);
+    }
+    cell.append(label, figure);
+    return cell;
+  }
+
+  function appendForesight(queue, stats) {
+    stats.append(
+      foresightStat(queue, "foresight-ewt", "Expected wait", ["ewt"], ""),
+      foresightStat(queue, "foresight-sl", "Projected SL", ["projected-sl"], "%"),
+      foresightStat(queue, "foresight-agents", "Agents needed / in", ["agents-needed", "agents-logged-in"], ""),
+    );
+  }
+
+  function updateForesight(tile, queueData) {
+    const settings = queueData.settings && typeof queueData.settings === "object" ? queueData.settings : {};
+    const foresight = queueData.foresight && typeof queueData.foresight === "object" ? queueData.foresight : {};
+    setValue(tile, "ewt", formatWait(foresight.ewt_seconds));
+    setValue(tile, "projected-sl", formatServiceLevel(foresight.projected_service_level));
+    tile
+      .querySelector('[data-stat="foresight-sl"]')
+      .setAttribute("data-band", serviceLevelBand(foresight.projected_service_level, settings.target));
+    setValue(tile, "agents-needed", formatCount(foresight.agents_needed));
+    setValue(tile, "agents-logged-in", formatCount(foresight.agents_logged_in));
+    const short =
+      isNumber(foresight.agents_needed) &&
+      isNumber(foresight.agents_logged_in) &&
+      foresight.agents_needed > foresight.agents_logged_in;
+    tile.querySelector('[data-stat="foresight-agents"]').classList.toggle("is-over", short);
   }
 
   function field(tile, name) {
@@ -322,6 +372,7 @@
     setValue(tile, "agents-available", formatCount(agents.available));
     setValue(tile, "agents-busy", formatCount(agents.busy));
     updateJourneyStats(tile, queueData);
+    updateForesight(tile, queueData);
 
     const age = eventAge(queueData.last_event_time, payload.generated_at);
     const stale = isStale(age, staleAfterSeconds(payload));

@@ -1,6 +1,7 @@
 """Steady-state queueing theory for one queue: Erlang C (M/M/c) and Erlang A (M/M/c+M).
 
-The simulator is checked against these numbers, and the demo staffs its queues with them.
+The simulator is checked against these numbers, the demo staffs its queues with them, and the live
+foresight (foresight.py) applies them to the live state of a queue.
 
 Erlang C uses the closed forms. Erlang A uses the birth-death chain of the number of calls in the
 system (arrivals at rate λ; departures at min(n, c)·μ for service plus max(n − c, 0)·θ for callers
@@ -242,6 +243,14 @@ class ErlangA:
     def abandoned_within(self, threshold_seconds: float) -> float:
         """P(hung up with wait ≤ t) over all arrivals."""
         return self._outcomes_within(threshold_seconds)[1]
+
+
+def tagged_answer_wait(ahead: int, capacity: float, hangup_rate: float) -> float:
+    """Mean wait, given it is answered, of a caller behind `ahead` others while every agent is busy:
+    the head of the queue is answered at `capacity` (c·μ) and each caller hangs up at `hangup_rate`
+    (θ). While j are ahead the caller leaves its place at c·μ + j·θ, or hangs up itself at θ; given it
+    stays, each phase lasts 1 / (c·μ + (j + 1)·θ) on average."""
+    return math.fsum(1.0 / (capacity + (j + 1) * hangup_rate) for j in range(ahead + 1))
 
 
 def theory(
