@@ -61,6 +61,11 @@ METRIC_CATALOGUE: frozenset[str] = frozenset(
         "callcenter_service_level_target_ratio",
         "callcenter_service_level_threshold_seconds",
         "callcenter_queue_last_event_timestamp_seconds",
+        # foresight, per queue
+        "callcenter_queue_expected_wait_seconds",
+        "callcenter_queue_projected_service_level_ratio",
+        "callcenter_queue_target_chance_ratio",
+        "callcenter_queue_agents_needed",
         # monotonic per queue
         "callcenter_calls_entered_total",
         "callcenter_call_outcomes_total",  # {queue, outcome}
