@@ -109,7 +109,7 @@ class CustomerStage:
         tracker = CustomerTracker(self.config, store)
         tracker.rebuild_schedule()
         upstream = UpstreamProgress.from_list(self.upstream_partitions, progress)
-        owned = _Partition(tracker, upstream, applied, forgotten - set(rolled_back), (upstream.watermark(),
+        owned = _Partition(tracker, upstream, applied, forgotten - set(rolled_back), (upstream.settled(),
                                                                                         upstream.all_idle()))
         if customers or applied >= 0:
             log.info("customer stage partition %d: recovered %d customer(s) in %.2f s, resuming after offset %d "
@@ -134,7 +134,7 @@ class CustomerStage:
                 continue
             for fact in tracker.add(Fact.from_list(record["c"])):
                 out[fact.queue].append(fact.to_list())
-        watermark = progress.watermark()
+        watermark = progress.settled()  # not `watermark()`: its idleness would let time run ahead
         if watermark is not None:
             for fact in tracker.advance(watermark):
                 out[fact.queue].append(fact.to_list())

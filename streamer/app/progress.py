@@ -32,6 +32,17 @@ class UpstreamProgress:
         times = [t for t, _ in self.known.values() if t is not None]
         return max(times) if times else None
 
+    def settled(self) -> int | None:
+        """Minimum stream time over every upstream partition that has seen events, idle or not; None
+        until every one has reported. A contact that can still be accepted upstream is at most the
+        late limit (`rules.settle_ms`) behind it, so decisions that must never be taken back (a
+        contact resolved, a customer forgotten) take their time from it: an idle partition can
+        still deliver events its own stream time accepts, however far the others have run ahead."""
+        if len(self.known) < self.upstream_partitions:
+            return None
+        times = [t for t, _ in self.known.values() if t is not None]
+        return min(times) if times else None
+
     def all_idle(self) -> bool:
         return bool(self.known) and all(idle for _, idle in self.known.values())
 

@@ -319,11 +319,11 @@ def check_today(live: Live, want: dict[str, dict[str, Any]]) -> None:
 
 
 def decided_before_the_end(live: Live) -> dict[str, dict[str, int]]:
-    """Per queue, the FCR decisions a live worker has made once it has processed the events and gone
-    idle: the report's while reading them, then those the newest partition's stream time settles,
-    without the ones the report makes only because its input ends (`CustomerTracker.flush`: an
-    unresolved contact whose decision waits `settle_ms` past its later contact, for an earlier one
-    that could still arrive). A live input never ends: those stay pending until time moves on."""
+    """Per queue, the FCR decisions a live worker has made once it has processed the events: the
+    report's while reading them, without the ones it makes only because its input ends
+    (`CustomerTracker.flush`: an unresolved contact whose decision waits `settle_ms` past its later
+    contact, for an earlier one that could still arrive). A live input never ends: those stay pending
+    until time moves on."""
     from streamer.core.config import load_config
     from streamer.core.counters import INDEX
     from streamer.core.report import Report
@@ -332,9 +332,6 @@ def decided_before_the_end(live: Live) -> dict[str, dict[str, int]]:
                     now_ms=time.time_ns() // 1_000_000)
     for line in live.stream.lines:
         report.add_line(line)
-    # Once every partition of call-events has gone idle, the live watermark is the newest of their
-    # stream times (docs/pipeline.md, "Time"): the customer stage decides what that time settles.
-    report._count(report.customers.advance(max(tracker.stream_time for tracker in report.trackers)))
     return {queue: {name: book.total[INDEX[name]] for name in ("fcr_resolved", "fcr_unresolved")}
             for queue, book in report.queues.items()}
 
