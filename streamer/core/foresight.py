@@ -21,8 +21,10 @@ needed: the Erlang C / A steady state with the live rates (`agents_needed`).
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import random
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,12 +130,78 @@ def _steady_wait(live: Inputs) -> float | None:
     return erlang.ErlangC(calls_per_hour, live.aht_seconds, live.serving).asa_seconds
 
 
-def _rest_of_interval(state: QueueState, live: Inputs, now_ms: int, end_ms: int,
-                      rng: random.Random) -> list[float]:
+class _Tail:
+    """The expected in-interval hang-ups of the waiting callers from each place in line on, for callers
+    no agent can reach before the interval ends (the projection's draws stop simulating there).
+
+    With patience exponential, a caller waiting w0 now hangs up at now + X, X ~ Exp(θ); it counts as
+    abandoned in this interval when X < end − now and w0 + X ≥ the short-abandon time, and within
+    threshold when also w0 + X ≤ T. These chances depend on the caller alone, so suffix sums over the
+    line give any tail's expectation at once."""
+
+    __slots__ = ("abandoned", "within")
+
+    def __init__(self, waiting: list[float], now_ms: int, end_ms: int, theta: float, threshold: int,
+                 short: int) -> None:
+        self.abandoned = [0.0] * (len(waiting) + 1)
+        self.within = [0.0] * (len(waiting) + 1)
+        if theta <= 0:
+            return
+        left = end_ms - now_ms
+
+        def survives(x: float) -> float:
+            return math.exp(-theta * x / 1000)
+
+        for i in range(len(waiting) - 1, -1, -1):
+            waited = now_ms - waiting[i]
+            lo = max(0.0, short - waited)
+            p_abandon = survives(lo) - survives(left) if lo < left else 0.0
+            hi = min(left, threshold - waited)
+            p_within = survives(lo) - survives(hi) if hi > lo else 0.0
+            self.abandoned[i] = self.abandoned[i + 1] + p_abandon
+            self.within[i] = self.within[i + 1] + p_within
+
+
+def _arrivals_tail(since_ms: float, end_ms: int, rate_per_s: float, theta: float, threshold: int,
+                   short: int) -> tuple[float, float]:
+    """The expected in-interval (hang-ups, hang-ups within threshold) of the callers arriving from
+    `since_ms` to the interval's end whom no agent reaches in it: Poisson arrivals at the live rate, one
+    arriving with u ms left hanging up at X ~ Exp(θ), counted when short ≤ X < u, within threshold when
+    also X ≤ T; integrated over u in closed form."""
+    if theta <= 0 or rate_per_s <= 0:
+        return 0.0, 0.0
+    per_ms, theta_ms = rate_per_s / 1000, theta / 1000
+    left = end_ms - since_ms
+    stay_short = math.exp(-theta_ms * short)
+
+    def hung_up(upto: float) -> float:
+        # ∫ from `short` to `upto` of (e^(−θ·short) − e^(−θ·u)) du
+        if upto <= short:
+            return 0.0
+        return stay_short * (upto - short) - (stay_short - math.exp(-theta_ms * upto)) / theta_ms
+
+    abandoned = per_ms * hung_up(left)
+    within = 0.0
+    if threshold > short:
+        within = hung_up(min(left, threshold))
+        if left > threshold:
+            within += (left - threshold) * (stay_short - math.exp(-theta_ms * threshold))
+        within *= per_ms
+    return abandoned, within
+
+
+def _rest_of_interval(state: QueueState, live: Inputs, now_ms: int, end_ms: int, rng: random.Random,
+                      waiting: list[float], tail: _Tail | None) -> tuple[list[float], int]:
     """One draw of the outcomes the interval still gets: (answered within T, answered, abandoned,
-    abandoned within T), the callers waiting now and those arriving before `end_ms` served first come
-    first served by the live agents, with exponential handle times and patience (memoryless, so a busy
-    agent's remaining talk and a waiting caller's remaining patience are drawn afresh now)."""
+    abandoned within T), the callers waiting now (`waiting`, oldest first) and those arriving before
+    `end_ms` served first come first served by the live agents, with exponential handle times and
+    patience (memoryless, so a busy agent's remaining talk and a waiting caller's remaining patience
+    are drawn afresh now); and the callers it simulated one by one.
+
+    Once no agent frees up before the interval ends, the callers still in line and those still to
+    come can only hang up within it: with `tail` (outcomes counted when they happen, and a line long
+    enough to matter) they count by their expected hang-ups instead of a draw each, which bounds a
+    draw's work by what the agents can answer in the interval, not by the length of the line."""
     settings = state.settings
     by_arrival = settings.attribute_to == ATTRIBUTE_ARRIVAL
     start_ms = interval_start(now_ms, settings)
@@ -144,17 +212,27 @@ def _rest_of_interval(state: QueueState, live: Inputs, now_ms: int, end_ms: int,
     free = [now_ms + rng.expovariate(1.0) * mean_ms for _ in range(max(0, busy))]
     free += [float(now_ms)] * max(0, live.serving - max(0, busy))
     heapq.heapify(free)
-    callers = sorted(enqueued for enqueued, _kind in state.waiting.values())
-    arrival = float(now_ms)
-    if live.arrival_rate > 0:
-        while True:
-            arrival += rng.expovariate(live.arrival_rate) * 1000
-            if arrival >= end_ms:
-                break
-            callers.append(arrival)
     theta = live.hangup_rate
     outcome = [0.0, 0.0, 0.0, 0.0]
-    for enqueued in callers:
+    simulated = 0
+    for enqueued in _line(waiting, live.arrival_rate, now_ms, end_ms, rng, lazy=tail is not None):
+        if tail is not None and free[0] >= end_ms:
+            if simulated < len(waiting):  # no arrival drawn yet: all of them are still to come
+                outcome[2] += tail.abandoned[simulated]
+                outcome[3] += tail.within[simulated]
+                since = float(now_ms)
+            else:  # this arrival is drawn; the stream after it is memoryless
+                patience_end = enqueued + rng.expovariate(theta) * 1000 if theta > 0 else math.inf
+                if patience_end < end_ms and patience_end - enqueued >= short:
+                    outcome[2] += 1
+                    outcome[3] += patience_end - enqueued <= threshold
+                simulated += 1
+                since = enqueued
+            abandoned, within = _arrivals_tail(since, end_ms, live.arrival_rate, theta, threshold, short)
+            outcome[2] += abandoned
+            outcome[3] += within
+            return outcome, simulated
+        simulated += 1
         counted_here = enqueued >= start_ms if by_arrival else None
         if counted_here is False:
             continue
@@ -168,14 +246,46 @@ def _rest_of_interval(state: QueueState, live: Inputs, now_ms: int, end_ms: int,
         elif (by_arrival or patience_end < end_ms) and patience_end - enqueued >= short:
             outcome[2] += 1
             outcome[3] += patience_end - enqueued <= threshold
-    return outcome
+    return outcome, simulated
+
+
+def _line(waiting: list[float], rate_per_s: float, now_ms: int, end_ms: int, rng: random.Random,
+          lazy: bool) -> Iterable[float]:
+    """The line in service order: the callers waiting now, then arrivals at the live rate until the
+    interval's end, drawn all at once (`lazy` False: the draws' order every projection had) or as
+    they are reached."""
+    arrivals = _arrivals(rate_per_s, now_ms, end_ms, rng)
+    if lazy:
+        return itertools.chain(waiting, arrivals)
+    return waiting + list(arrivals)
+
+
+def _arrivals(rate_per_s: float, now_ms: int, end_ms: int, rng: random.Random) -> Iterator[float]:
+    arrival = float(now_ms)
+    if rate_per_s <= 0:
+        return
+    while True:
+        arrival += rng.expovariate(rate_per_s) * 1000
+        if arrival >= end_ms:
+            return
+        yield arrival
+
+
+# A line at least this long has its unreachable tail counted by expectation (`_Tail`); shorter ones are
+# drawn caller by caller (what a wallboard's queues hold nearly always).
+TAIL_FROM_CALLERS = 200
+# Callers simulated one by one over all the draws of one projection: past it, the projection stops at
+# the draws it has (at least MIN_PROJECTION_RUNS), so a scrape stays cheap whatever the queue holds.
+PROJECTION_CALLER_BUDGET = 100_000
+MIN_PROJECTION_RUNS = 25
 
 
 def projection(state: QueueState, now_ms: int, live: Inputs | None = None,
                runs: int = PROJECTION_RUNS) -> tuple[float | None, float | None]:
     """(projected end-of-interval Service Level, chance of reaching the target) under the queue's
-    formula: the interval's outcomes so far plus `runs` draws of the rest of the interval
-    (`_rest_of_interval`); the projection is the median draw, the chance the share of draws at or
+    formula: the interval's outcomes so far plus up to `runs` draws of the rest of the interval
+    (`_rest_of_interval`; fewer, never under MIN_PROJECTION_RUNS, once PROJECTION_CALLER_BUDGET callers
+    have been simulated); the projection is the median draw, the chance the share of draws at or
     above the target. The draws are seeded by the queue and the instant, so a state gives one answer."""
     live = inputs(state, now_ms) if live is None else live
     settings = state.settings
@@ -188,9 +298,17 @@ def projection(state: QueueState, now_ms: int, live: Inputs | None = None,
         level = counters.service_level(so_far, settings)
         return level, None if level is None else float(level >= settings.target)
     rng = random.Random(f"{state.queue}|{now_ms}")
+    waiting = sorted(enqueued for enqueued, _kind in state.waiting.values())
+    tail = None
+    if len(waiting) >= TAIL_FROM_CALLERS and settings.attribute_to != ATTRIBUTE_ARRIVAL:
+        tail = _Tail(waiting, now_ms, end, live.hangup_rate, settings.threshold_ms, settings.short_abandon_ms)
     levels = []
-    for _ in range(runs):
-        rest = _rest_of_interval(state, live, now_ms, end, rng)
+    simulated = 0
+    for done in range(runs):
+        if simulated >= PROJECTION_CALLER_BUDGET and done >= MIN_PROJECTION_RUNS:
+            break
+        rest, callers = _rest_of_interval(state, live, now_ms, end, rng, waiting, tail)
+        simulated += callers
         level = counters.service_level_of(base[0] + rest[0], base[1] + rest[1], base[2] + rest[2],
                                           base[3] + rest[3], so_far[_I["dequeued"]], settings)
         if level is not None:
@@ -208,13 +326,23 @@ def projected_service_level(state: QueueState, now_ms: int, live: Inputs | None 
 
 
 MAX_EXTRA_AGENTS = 500
+# More callers than this waiting on average in the steady state of an agent count: not in reach.
+MAX_STEADY_BACKLOG = 10_000
+# Hang-ups rarer than this per handle time change the steady state less than its own inputs' noise:
+# Erlang C stands in for Erlang A, whose state space grows as patience does.
+NEGLIGIBLE_PATIENCE_RATE = 0.01
 
 
 def _steady(live: Inputs, serving: int, threshold_s: float) -> tuple[float, float, float] | None:
     """(P answered within T, P answered, P hung up within T) of the steady state with the live rates and
     `serving` agents; None when it has none (no patience and a load of `serving` erlangs or more)."""
     calls_per_hour = live.arrival_rate * 3600
-    if live.hangup_rate > 0:
+    theta, capacity = live.hangup_rate, serving / live.aht_seconds
+    if theta > 0 and (live.arrival_rate - capacity) / theta > MAX_STEADY_BACKLOG:
+        # Only hang-ups would hold such a line in check: its steady state has more callers waiting than
+        # any target allows (and Erlang A's state space would run to millions).
+        return None
+    if theta * live.aht_seconds >= NEGLIGIBLE_PATIENCE_RATE:
         model = erlang.ErlangA(calls_per_hour, live.aht_seconds, serving, 1.0 / live.hangup_rate)
         within, abandoned_within = model._outcomes_within(threshold_s)
         return within, model.answer_probability, abandoned_within
@@ -242,14 +370,20 @@ def agents_needed(state: QueueState, live: Inputs) -> int | None:
     return None
 
 
+FORESIGHT_REFRESH_MS = 5_000
+
+
 def forecast(state: QueueState, now_ms: int) -> dict[str, Any]:
-    """The foresight block of the JSON API (docs/api.md), computed at most once a second while no
-    event comes (200 draws cost milliseconds; a wallboard and a scrape ask for it every few seconds)."""
-    key = (now_ms // 1000, state.last_event_ts, len(state.waiting))
-    if state.foresight_memo is not None and state.foresight_memo[0] == key:
-        return state.foresight_memo[1]
-    block = _forecast(state, key[0] * 1000)
-    state.foresight_memo = (key, block)
+    """The foresight block of the JSON API (docs/api.md), computed at most once every
+    FORESIGHT_REFRESH_MS per queue, events or not: its draws cost milliseconds per queue, a worker
+    serving many queues is read by wallboards and scrapes every few seconds, and a forecast a few
+    seconds old serves them all. Computed for the whole second, so a state gives one answer."""
+    memo = state.foresight_memo
+    if memo is not None and 0 <= now_ms - memo[0] < FORESIGHT_REFRESH_MS:
+        return memo[1]
+    at = now_ms // 1000 * 1000
+    block = _forecast(state, at)
+    state.foresight_memo = (at, block)
     return block
 
 

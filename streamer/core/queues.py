@@ -80,9 +80,9 @@ class QueueState:
     base: list[int] = field(default_factory=counters.empty)  # counts of the buckets folded away
     kept_from: int = 0  # first minute kept as a bucket: earlier ones are in `base`
     detractors: list[tuple[int, str, int]] = field(default_factory=list)  # (ts, call id, score), oldest first
-    # The last foresight block (foresight.forecast) and what it was computed for: readers within a second
-    # of one another, with no event between, share it.
-    foresight_memo: tuple[tuple[int, int, int], dict[str, Any]] | None = field(default=None, repr=False,
+    # The last foresight block (foresight.forecast) and the instant it was computed for: readers within
+    # a few seconds of it share it.
+    foresight_memo: tuple[int, dict[str, Any]] | None = field(default=None, repr=False,
                                                                                 compare=False)
 
     def apply(self, fact: calls.Fact) -> Changes:

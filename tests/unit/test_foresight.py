@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import orjson
 import pytest
@@ -107,6 +108,99 @@ def test_projection_adds_the_callers_waiting_to_the_outcomes_so_far():
     view = foresight.forecast(state, now)
     assert view["projected_service_level"] == pytest.approx(8 / 12)
     assert view["agents_logged_in"] == 3 and view["arrivals_per_hour"] == 0.0 and view["agents_needed"] == 0
+
+
+def long_line(waiting: int, busy: int = 10, patience_s: float = 120.0) -> tuple[QueueState, int]:
+    """A queue with `waiting` callers in line (one every 100 ms up to now), `busy` agents, 2 minutes of
+    handle time and exponential patience of mean `patience_s` (as its live parameters)."""
+    state = queue_with_agents(busy=busy, available=0)
+    now = T0 + 7 * MINUTE
+    state.apply(fact(calls.HANDLED, "h#1", now - MINUTE, value=120_000))
+    state.waiting = {f"w{n}#1": (now - n * 100, CALLER) for n in range(waiting)}
+    return state, now
+
+
+def test_the_unreachable_tail_counts_its_expected_hang_ups():
+    # 10 agents of 2 minutes answer about 40 callers in the 8 minutes left and patience of 20 minutes
+    # thins the line slowly: most of a line of 400 can only hang up in the interval. Counted by
+    # expectation, they give what draws one by one give.
+    state, now = long_line(400)
+    live = foresight.Inputs(ahead=400, available=0, serving=10, logged_in=10, aht_seconds=120.0,
+                            arrival_rate=0.05, hangup_rate=1 / 1200)
+    end = T0 + 15 * MINUTE
+    waiting = sorted(enqueued for enqueued, _kind in state.waiting.values())
+    tail = foresight._Tail(waiting, now, end, live.hangup_rate, state.settings.threshold_ms,
+                           state.settings.short_abandon_ms)
+    rng = random.Random(1)
+    draws = [foresight._rest_of_interval(state, live, now, end, rng, waiting, None)[0] for _ in range(400)]
+    counted = [foresight._rest_of_interval(state, live, now, end, rng, waiting, tail) for _ in range(400)]
+    for slot in range(4):
+        mean_drawn = sum(d[slot] for d in draws) / len(draws)
+        mean_counted = sum(c[slot] for c, _ in counted) / len(counted)
+        assert mean_counted == pytest.approx(mean_drawn, rel=0.03, abs=0.3), slot
+    # Each draw simulated only the callers the agents could reach, not the line.
+    assert max(simulated for _, simulated in counted) < 150
+
+
+def test_the_expected_hang_ups_of_callers_still_to_come_in_closed_form():
+    # Against a midpoint sum over arrival times: 0.1 calls/s for 10 minutes, patience 60 s, short 5 s,
+    # threshold 20 s.
+    rate, theta, end, short, threshold = 0.1, 1 / 60, 600_000, 5_000, 20_000
+    abandoned, within = foresight._arrivals_tail(0.0, end, rate, theta, threshold, short)
+    steps = 60_000
+    sum_abandoned = sum_within = 0.0
+    for i in range(steps):
+        left = end - (i + 0.5) * end / steps
+        if left > short:
+            stay = math.exp(-theta * short / 1000)
+            sum_abandoned += stay - math.exp(-theta * left / 1000)
+            sum_within += stay - math.exp(-theta * min(left, threshold) / 1000)
+    per_step = rate * end / 1000 / steps
+    assert abandoned == pytest.approx(sum_abandoned * per_step, rel=1e-4)
+    assert within == pytest.approx(sum_within * per_step, rel=1e-4)
+    assert foresight._arrivals_tail(0.0, end, rate, 0.0, threshold, short) == (0.0, 0.0)
+
+
+def test_a_projection_of_a_huge_line_stays_within_its_budget(monkeypatch):
+    # 25,000 callers waiting and arrivals of 10 a second: the projection simulates a bounded number of
+    # callers, whatever the line holds, and still gives its median and chance.
+    state, now = long_line(25_000)
+    live = foresight.Inputs(ahead=25_000, available=0, serving=10, logged_in=10, aht_seconds=120.0,
+                            arrival_rate=10.0, hangup_rate=1 / 600)
+    simulated = []
+    original = foresight._rest_of_interval
+
+    def counting(*args):
+        outcome, callers = original(*args)
+        simulated.append(callers)
+        return outcome, callers
+
+    monkeypatch.setattr(foresight, "_rest_of_interval", counting)
+    level, chance = foresight.projection(state, now, live)
+    assert level is not None and 0.0 <= level <= 1.0 and chance is not None
+    assert sum(simulated) <= foresight.PROJECTION_CALLER_BUDGET + max(simulated)
+    assert len(simulated) >= foresight.MIN_PROJECTION_RUNS
+    # Without a tail (outcomes counted for the interval of arrival) the budget still ends the draws.
+    simulated.clear()
+    by_arrival = QueueState("q1", QueueSettings(attribute_to="arrival"))
+    by_arrival.waiting = state.waiting
+    foresight.projection(by_arrival, now, live)
+    assert len(simulated) == foresight.MIN_PROJECTION_RUNS
+
+
+def test_agents_needed_of_a_line_only_hang_ups_could_hold_is_found_quickly():
+    # 14 calls a second of 3 minutes (2,520 erlangs) with patience of days: Erlang C stands in for
+    # Erlang A, and agent counts whose steady line would exceed MAX_STEADY_BACKLOG are skipped.
+    state = QueueState("q1", QueueSettings())
+    live = foresight.Inputs(ahead=25_000, available=0, serving=10, logged_in=10, aht_seconds=180.0,
+                            arrival_rate=14.0, hangup_rate=1 / 150_000)
+    needed = foresight.agents_needed(state, live)
+    assert needed is not None and 2_520 < needed < 2_600
+    moderate = foresight.Inputs(ahead=0, available=0, serving=10, logged_in=10, aht_seconds=180.0,
+                                arrival_rate=14.0, hangup_rate=1 / 1000)
+    # 100 agents of 3 minutes: 13.4 calls a second in excess, held only by θ = 1/1000 s: 13,400 waiting.
+    assert foresight._steady(moderate, 100, 20.0) is None
+    assert foresight._steady(moderate, 2_000, 20.0) is not None  # 2.9 in excess: 2,900 waiting
 
 
 def _write_day(path, seed: int) -> None:
