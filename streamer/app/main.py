@@ -22,8 +22,10 @@ from streamer.app.settings import WorkerSettings, load_worker_settings
 from streamer.app.shutdown import install_stop_deadline
 from streamer.app.stage1 import CallStage, Outputs
 from streamer.app.stage2 import QueueStage
-from streamer.core.config import Config, load_config
+from streamer.core.config import Config, load_config, parse_rollup_key
 from streamer.core.events import format_ts
+from streamer.export import foresight_blocks
+from streamer.export.foresight_blocks import ForesightBlocks
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class Pipeline:
         self.app, self.settings, self.config, self.health = app, settings, config, health
         self.calls, self.queues, self.topics, self.customers = calls, queues, topics, customers
         self.queue_table = queue_table  # a Faust table partitioned like call-outcomes, for routing by queue
+        self.foresight = ForesightBlocks()  # what the pages show of it; refreshed by a timer
         self.started = time.time()
 
     def consumer_lag(self) -> dict[tuple[str, int], int]:
@@ -185,6 +188,13 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
                 health.intervals_emitted += 1
             else:
                 log.warning("interval %s not written (%r); it is sent again", key, result)
+
+    @app.timer(foresight_blocks.TICK_SECONDS)
+    async def refresh_foresight() -> None:
+        # Off the readers' path, a slice of the event loop at a time (streamer/export/foresight_blocks.py).
+        if pipeline.foresight.readers():
+            shown = {q: state for q, state in queues.queues().items() if parse_rollup_key(q) is None}
+            pipeline.foresight.refresh(shown, int(time.time() * 1000))
 
     @app.task
     async def bound_shutdown() -> None:

@@ -276,8 +276,8 @@ def _arrivals(rate_per_s: float, now_ms: int, end_ms: int, rng: random.Random) -
 TAIL_FROM_CALLERS = 200
 # Callers simulated one by one over all the draws of one projection: past it, the projection stops at
 # the draws it has (at least MIN_PROJECTION_RUNS), so a scrape stays cheap whatever the queue holds.
-PROJECTION_CALLER_BUDGET = 100_000
-MIN_PROJECTION_RUNS = 25
+PROJECTION_CALLER_BUDGET = 20_000
+MIN_PROJECTION_RUNS = 10
 
 
 def projection(state: QueueState, now_ms: int, live: Inputs | None = None,
@@ -373,14 +373,29 @@ def agents_needed(state: QueueState, live: Inputs) -> int | None:
 FORESIGHT_REFRESH_MS = 5_000
 
 
+def due(state: QueueState, now_ms: int) -> bool:
+    """Whether the queue's foresight block is missing or older than FORESIGHT_REFRESH_MS."""
+    memo = state.foresight_memo
+    return memo is None or not 0 <= now_ms - memo[0] < FORESIGHT_REFRESH_MS
+
+
+def computed_at(state: QueueState) -> int | None:
+    """When the queue's last foresight block was computed for (None: never)."""
+    return None if state.foresight_memo is None else state.foresight_memo[0]
+
+
+def last_block(state: QueueState) -> dict[str, Any] | None:
+    """The queue's last foresight block, however old (None: never computed)."""
+    return None if state.foresight_memo is None else state.foresight_memo[1]
+
+
 def forecast(state: QueueState, now_ms: int) -> dict[str, Any]:
     """The foresight block of the JSON API (docs/api.md), computed at most once every
     FORESIGHT_REFRESH_MS per queue, events or not: its draws cost milliseconds per queue, a worker
     serving many queues is read by wallboards and scrapes every few seconds, and a forecast a few
     seconds old serves them all. Computed for the whole second, so a state gives one answer."""
-    memo = state.foresight_memo
-    if memo is not None and 0 <= now_ms - memo[0] < FORESIGHT_REFRESH_MS:
-        return memo[1]
+    if not due(state, now_ms):
+        return state.foresight_memo[1]  # type: ignore[index]
     at = now_ms // 1000 * 1000
     block = _forecast(state, at)
     state.foresight_memo = (at, block)

@@ -113,8 +113,6 @@ class PipelineCollector:
 
     def _foresight(self, queues: dict[str, QueueState], now_ms: int) -> Iterator[Any]:
         """What the queue is heading for (docs/metrics.md "Foresight"); absent where it is undefined."""
-        from streamer.core import foresight
-
         ewt = GaugeMetricFamily("callcenter_queue_expected_wait_seconds",
                                 "Expected wait of a caller entering the queue now", labels=["queue"])
         projected = GaugeMetricFamily("callcenter_queue_projected_service_level_ratio",
@@ -124,8 +122,9 @@ class PipelineCollector:
         needed = GaugeMetricFamily("callcenter_queue_agents_needed",
                                    "Agents needed to reach the target at the live arrival rate and handle time",
                                    labels=["queue"])
-        for queue, state in sorted(queues.items()):
-            view = foresight.forecast(state, now_ms)
+        forecasts = self.pipeline.foresight.read(queues)
+        for queue in sorted(queues):
+            view = forecasts[queue]
             for family, key in ((ewt, "ewt_seconds"), (projected, "projected_service_level"),
                                 (chance, "chance_of_target"), (needed, "agents_needed")):
                 if view[key] is not None:

@@ -34,14 +34,15 @@ def api_snapshot(pipeline: Any, now_s: float | None = None, queue: str | None = 
     stage = pipeline.queues
     idle_seconds = pipeline.config.limits.idle_seconds
     views = []
-    for name in sorted(states):
-        if queue is None or name == queue:
-            view = states[name].view(now_ms)
-            view["idle"] = stage.is_idle(name, idle_seconds)
-            view["intervals_pending"] = stage.pending_intervals(name)
-            add_journey_view(view, states[name], now_ms)
-            view["foresight"] = foresight_view(states[name], now_ms)
-            views.append(view)
+    shown = {name: state for name, state in states.items() if queue is None or name == queue}
+    forecasts = pipeline.foresight.read(shown)
+    for name in sorted(shown):
+        view = shown[name].view(now_ms)
+        view["idle"] = stage.is_idle(name, idle_seconds)
+        view["intervals_pending"] = stage.pending_intervals(name)
+        add_journey_view(view, shown[name], now_ms)
+        view["foresight"] = forecasts[name]
+        views.append(view)
     return {
         "generated_at": format_ts(now_ms),
         "last_event_time": format_ts(last) if last else None,
@@ -123,14 +124,6 @@ def install_rollup_pages(app: faust.App, pipeline: Any, json_response: Any) -> N
     pages(GROUP)
     if pipeline.settings.tenant_label:
         pages(TENANT)
-def foresight_view(state: Any, now_ms: int) -> dict[str, Any]:
-    """The queue's foresight block (docs/metrics.md "Foresight"): expected wait, projected Service Level,
-    agents needed beside agents logged in."""
-    from streamer.core import foresight
-
-    return foresight.forecast(state, now_ms)
-
-
 def install_pages(app: faust.App, pipeline: Any) -> None:
     # Faust's own metrics (its Prometheus monitor, as faust.sensors.prometheus.setup_prometheus_sensors
     # installs it) follow the pipeline's in one /metrics page.

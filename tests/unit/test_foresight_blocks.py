@@ -1,0 +1,72 @@
+"""The pages' foresight blocks: a read shows the last ones, a timer refreshes the due ones within a
+slice of the event loop per tick, and only while someone reads (streamer/export/foresight_blocks.py)."""
+
+from __future__ import annotations
+
+from streamer.core import foresight
+from streamer.core.config import QueueSettings
+from streamer.core.queues import QueueState
+from streamer.export.foresight_blocks import PENDING, READERS_GONE_SECONDS, ForesightBlocks
+
+T0 = 1_780_300_800_000
+
+
+class Clock:
+    def __init__(self, step: float = 0.0) -> None:
+        self.now, self.step = 100.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def states(n: int) -> dict[str, QueueState]:
+    made = {}
+    for i in range(n):
+        state = QueueState(f"q{i}", QueueSettings())
+        state.set_agent(f"a{i}", "busy", T0)
+        made[f"q{i}"] = state
+    return made
+
+
+def test_a_read_computes_nothing_and_shows_the_last_blocks():
+    queues = states(2)
+    blocks = ForesightBlocks(clock=Clock())
+    first = blocks.read(queues)
+    assert first == {"q0": PENDING, "q1": PENDING}  # every figure unknown before the first block
+    assert blocks.refresh(queues, T0) == ["q0", "q1"]
+    shown = blocks.read(queues)
+    assert shown["q0"]["agents_logged_in"] == 1 and shown["q0"] is foresight.last_block(queues["q0"])
+    # Long after, a read still shows the blocks it has: refreshing is the timer's work.
+    assert blocks.read(queues)["q1"] is shown["q1"] and foresight.due(queues["q1"], T0 + 60_000)
+
+
+def test_a_tick_refreshes_never_computed_then_stalest_within_its_budget():
+    queues = states(4)
+    work = Clock()
+    blocks = ForesightBlocks(clock=Clock(), work_clock=work)
+    blocks.read(queues)
+    blocks.refresh(queues, T0)
+    queues["q1"].foresight_memo = None  # never computed: first
+    queues["q2"].foresight_memo = (T0 - 10_000, {})  # the stalest of the computed ones
+    queues["q3"].foresight_memo = (T0 - 5_000, {})
+    # Each block "takes" 10 ms of a 20 ms budget: two queues this tick, the rest the next.
+    work.step = 0.01
+    assert blocks.refresh(queues, T0 + 6_000, budget_seconds=0.02) == ["q1", "q2"]
+    assert blocks.refresh(queues, T0 + 6_000, budget_seconds=0.02) == ["q3", "q0"]
+    assert blocks.refresh(queues, T0 + 6_000) == []  # all fresh
+    # A block that alone exceeds the budget is still computed: at least one queue per tick.
+    queues["q0"].foresight_memo = None
+    assert blocks.refresh(queues, T0 + 6_000, budget_seconds=0.0) == ["q0"]
+
+
+def test_nothing_is_refreshed_without_readers():
+    queues = states(2)
+    clock = Clock()
+    blocks = ForesightBlocks(clock=clock)
+    assert blocks.refresh(queues, T0) == []  # never read
+    blocks.read(queues)
+    clock.now += READERS_GONE_SECONDS + 1
+    assert blocks.refresh(queues, T0) == []
+    blocks.read(queues)
+    assert blocks.refresh(queues, T0) == ["q0", "q1"]
