@@ -22,10 +22,9 @@ from streamer.app.settings import WorkerSettings, load_worker_settings
 from streamer.app.shutdown import install_stop_deadline
 from streamer.app.stage1 import CallStage, Outputs
 from streamer.app.stage2 import QueueStage
-from streamer.core.config import Config, load_config, parse_rollup_key
+from streamer.core.config import Config, load_config
 from streamer.core.events import format_ts
 from streamer.export import foresight_blocks
-from streamer.export.foresight_blocks import ForesightBlocks
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ class Pipeline:
         self.app, self.settings, self.config, self.health = app, settings, config, health
         self.calls, self.queues, self.topics, self.customers = calls, queues, topics, customers
         self.queue_table = queue_table  # a Faust table partitioned like call-outcomes, for routing by queue
-        self.foresight = ForesightBlocks()  # what the pages show of it; refreshed by a timer
+        self.foresight = foresight_blocks.ForesightBlocks()  # what the pages show of it; refreshed by a timer
         self.started = time.time()
 
     def consumer_lag(self) -> dict[tuple[str, int], int]:
@@ -193,8 +192,7 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
     async def refresh_foresight() -> None:
         # Off the readers' path, a slice of the event loop at a time (streamer/export/foresight_blocks.py).
         if pipeline.foresight.readers():
-            shown = {q: state for q, state in queues.queues().items() if parse_rollup_key(q) is None}
-            pipeline.foresight.refresh(shown, int(time.time() * 1000))
+            pipeline.foresight.refresh(queues.plain_queues(), int(time.time() * 1000))
 
     @app.task
     async def bound_shutdown() -> None:

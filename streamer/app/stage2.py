@@ -23,7 +23,7 @@ from streamer.app.health import Health
 from streamer.app.progress import UpstreamProgress
 from streamer.core import counters
 from streamer.core.calls import ENTERED, Fact
-from streamer.core.config import Config
+from streamer.core.config import Config, parse_rollup_key
 from streamer.core.partitioning import partition_of
 from streamer.core.queues import QueueState
 from streamer.core.tracker import LATE
@@ -82,8 +82,12 @@ class QueueStage:
     # --- ownership ------------------------------------------------------------------------------
 
     def queues(self) -> dict[str, QueueState]:
-        """Every queue this worker owns now."""
+        """Every queue this worker owns now, groups' and tenants' roll-ups included."""
         return {q: s for states in self.owned.values() for q, s in states.items()}
+
+    def plain_queues(self) -> dict[str, QueueState]:
+        """The queues this worker owns now, without the roll-ups (what the per-queue pages show)."""
+        return {q: s for q, s in self.queues().items() if parse_rollup_key(q) is None}
 
     def partition_states(self, partition: int) -> dict[str, QueueState]:
         states = self.owned.get(partition)

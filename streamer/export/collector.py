@@ -52,7 +52,7 @@ class PipelineCollector:
     def collect(self) -> Iterator[Any]:
         now_ms = int(self.clock() * 1000)
         # Groups and tenants are counted like queues, under roll-up keys; they get families of their own.
-        queues = {q: s for q, s in self.pipeline.queues.queues().items() if parse_rollup_key(q) is None}
+        queues = self.pipeline.queues.plain_queues()
         self._counts = window_counter(now_ms)
         yield from self._windows(queues, now_ms)
         yield from self._live(queues, now_ms)
@@ -164,7 +164,7 @@ class PipelineCollector:
                                  "so its intervals close without waiting for the watermark", labels=["queue"])
         # A roll-up key is no queue name (it starts with a control character): groups and tenants
         # close their intervals with their queues' and are left out here.
-        for queue in sorted(q for q in stage.queues() if parse_rollup_key(q) is None):
+        for queue in sorted(stage.plain_queues()):
             pending.add_metric([queue], stage.pending_intervals(queue))
             idle.add_metric([queue], 1 if stage.is_idle(queue, idle_seconds) else 0)
         yield from (pending, idle)

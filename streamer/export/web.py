@@ -28,7 +28,7 @@ def api_snapshot(pipeline: Any, now_s: float | None = None, queue: str | None = 
     """The JSON API document (docs/api.md) of the queues this worker owns."""
     now_s = time.time() if now_s is None else now_s
     now_ms = int(now_s * 1000)
-    states = {q: s for q, s in pipeline.queues.queues().items() if parse_rollup_key(q) is None}  # not groups
+    states = pipeline.queues.plain_queues()  # not groups or tenants
     marks = [m for p in pipeline.queues.owned if (m := pipeline.queues.watermark(p)) is not None]
     last = pipeline.health.last_event_ts
     stage = pipeline.queues

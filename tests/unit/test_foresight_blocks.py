@@ -37,6 +37,7 @@ def test_a_read_computes_nothing_and_shows_the_last_blocks():
     assert blocks.refresh(queues, T0) == ["q0", "q1"]
     shown = blocks.read(queues)
     assert shown["q0"]["agents_logged_in"] == 1 and shown["q0"] is foresight.last_block(queues["q0"])
+    assert shown["q0"].keys() == PENDING.keys()  # a pending block has every key a computed one has
     # Long after, a read still shows the blocks it has: refreshing is the timer's work.
     assert blocks.read(queues)["q1"] is shown["q1"] and foresight.due(queues["q1"], T0 + 60_000)
 
