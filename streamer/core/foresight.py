@@ -373,10 +373,19 @@ def agents_needed(state: QueueState, live: Inputs) -> int | None:
 FORESIGHT_REFRESH_MS = 5_000
 
 
+# A block without a projection (a worker catching up, an interval without outcomes yet) is recomputed
+# sooner: the figure appears as soon as the state allows, not up to FORESIGHT_REFRESH_MS later.
+UNDEFINED_REFRESH_MS = 1_000
+
+
 def due(state: QueueState, now_ms: int) -> bool:
-    """Whether the queue's foresight block is missing or older than FORESIGHT_REFRESH_MS."""
+    """Whether the queue's foresight block is missing or older than FORESIGHT_REFRESH_MS
+    (UNDEFINED_REFRESH_MS while its projection is undefined)."""
     memo = state.foresight_memo
-    return memo is None or not 0 <= now_ms - memo[0] < FORESIGHT_REFRESH_MS
+    if memo is None:
+        return True
+    refresh = FORESIGHT_REFRESH_MS if memo[1].get("projected_service_level") is not None else UNDEFINED_REFRESH_MS
+    return not 0 <= now_ms - memo[0] < refresh
 
 
 def computed_at(state: QueueState) -> int | None:

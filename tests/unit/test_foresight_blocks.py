@@ -71,3 +71,15 @@ def test_nothing_is_refreshed_without_readers():
     assert blocks.refresh(queues, T0) == []
     blocks.read(queues)
     assert blocks.refresh(queues, T0) == ["q0", "q1"]
+
+
+def test_a_block_without_a_projection_is_refreshed_within_a_second():
+    queues = states(1)
+    blocks = ForesightBlocks(clock=Clock())
+    blocks.read(queues)
+    assert blocks.refresh(queues, T0) == ["q0"]
+    assert foresight.last_block(queues["q0"])["projected_service_level"] is None  # no outcome, nobody calling
+    assert blocks.refresh(queues, T0 + 999) == []
+    assert blocks.refresh(queues, T0 + 1_000) == ["q0"]
+    queues["q0"].foresight_memo = (T0, {"projected_service_level": 0.8})
+    assert blocks.refresh(queues, T0 + 4_999) == [] and blocks.refresh(queues, T0 + 5_000) == ["q0"]
