@@ -83,6 +83,8 @@ METRIC_CATALOGUE: frozenset[str] = frozenset(
         "callcenter_queue_idle",
         "callcenter_processed_offset",  # {topic, partition}
         "callcenter_events_partition_idle",
+        "callcenter_worker_heap_trims_total",
+        "callcenter_worker_heap_released_bytes_total",
         # the customer's journey, per queue and window {queue, window}
         "callcenter_contacts_identified",
         "callcenter_repeat_contacts",

@@ -14,10 +14,11 @@ from typing import Any
 import faust
 import orjson
 
-from streamer.app import bulk, records
+from streamer.app import bulk, heap, records
 from streamer.app.bulk import PartitionedTable, assigned_partitions, committed_offsets, quiet_monitor_class, raw_table
 from streamer.app.customers import CustomerOutputs, CustomerStage
 from streamer.app.health import Health
+from streamer.app.heap import HeapTrimmer, malloc_trim
 from streamer.app.settings import WorkerSettings, load_worker_settings
 from streamer.app.shutdown import install_stop_deadline
 from streamer.app.stage1 import CallStage, Outputs
@@ -39,6 +40,7 @@ class Pipeline:
         self.calls, self.queues, self.topics, self.customers = calls, queues, topics, customers
         self.queue_table = queue_table  # a Faust table partitioned like call-outcomes, for routing by queue
         self.foresight = foresight_blocks.ForesightBlocks()  # what the pages show of it; refreshed by a timer
+        self.heap = HeapTrimmer(settings.heap_trim_seconds, malloc_trim())
         self.started = time.time()
 
     def consumer_lag(self) -> dict[tuple[str, int], int]:
@@ -193,6 +195,13 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
         # Off the readers' path, a slice of the event loop at a time (streamer/export/foresight_blocks.py).
         if pipeline.foresight.readers():
             pipeline.foresight.refresh(queues.plain_queues(), int(time.time() * 1000))
+
+    @app.timer(heap.QUIET_SECONDS)
+    async def trim_heap() -> None:
+        # What a burst of events freed goes back to the OS once it ends (streamer/app/heap.py). Stage 1's
+        # records measure the work: the other stages' topics also carry the progress sent every second.
+        if pipeline.heap.due(sum(health.events.values())):
+            await pipeline.heap.trim()
 
     @app.task
     async def bound_shutdown() -> None:

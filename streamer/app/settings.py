@@ -191,6 +191,8 @@ class WorkerSettings:
     store: str = "rocksdb://"
     rocksdb_block_cache_mb: int = 16
     rocksdb_write_buffer_mb: int = 1
+    # Seconds between trims of the freed heap while records keep coming (streamer/app/heap.py); 0: never.
+    heap_trim_seconds: int = 10
     web_host: str = "127.0.0.1"
     web_tables: bool = False
     emit_every_seconds: float = 1.0
@@ -264,6 +266,7 @@ def load_worker_settings(env: Mapping[str, str] | None = None) -> WorkerSettings
         store=store,
         rocksdb_block_cache_mb=_int(env, "STREAMER_ROCKSDB_BLOCK_CACHE_MB", 16, 1, 65536),
         rocksdb_write_buffer_mb=_int(env, "STREAMER_ROCKSDB_WRITE_BUFFER_MB", 1, 1, 1024),
+        heap_trim_seconds=_int(env, "STREAMER_HEAP_TRIM_SECONDS", 10, 0, 3600),
         web_host=env.get("STREAMER_WEB_HOST", "") or "127.0.0.1",
         web_tables=_bool(env, "STREAMER_WEB_TABLES", False),
         faust_metrics=_bool(env, "STREAMER_FAUST_METRICS", True),

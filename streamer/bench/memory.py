@@ -8,9 +8,9 @@ tables' stores); the growth of the queue step, less its callers at that per-call
 `queues` is the cost of one queue. Last, `customers` more callers wait, each the first contact of a
 customer of their own, between two steps of as many plain callers: its growth less theirs, per
 caller, is the cost of one tracked customer (the customer stage's state: the contact, kept for the
-repeat and FCR windows). RSS is read from /proc (VmRSS) after a settling pause, as the
-median of five readings, each time after one /metrics read so the page's own allocations weigh on
-every reading. The queue step comes first because it is small: after a hundred thousand calls, the
+repeat and FCR windows). RSS is read from /proc (VmRSS) as the median of five readings after
+one /metrics read and a settling pause, in which the worker hands back what the step and the page
+freed (streamer/app/heap.py), as it does after any burst of work. The queue step comes first because it is small: after a hundred thousand calls, the
 stores' flushes move RSS by more than a few hundred queues take.
 """
 
@@ -150,8 +150,8 @@ def wait_for(worker: WorkerProcess, value: Callable[[str], float], target: float
 
 
 def settled_rss(worker: WorkerProcess, readings: int = 5) -> int:
-    time.sleep(SETTLE_SECONDS)
     worker.metrics()
+    time.sleep(SETTLE_SECONDS)
     values = []
     for _ in range(readings):
         values.append(worker.rss_bytes())

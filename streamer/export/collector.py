@@ -206,6 +206,15 @@ class PipelineCollector:
         emitted = CounterMetricFamily("callcenter_intervals_emitted", "Closed intervals written to queue-intervals")
         emitted.add_metric([], health.intervals_emitted)
         yield emitted
+        trimmer = self.pipeline.heap
+        if trimmer.enabled:
+            trims = CounterMetricFamily("callcenter_worker_heap_trims",
+                                        "Times this worker handed its freed heap memory back to the OS")
+            trims.add_metric([], trimmer.trims)
+            released = CounterMetricFamily("callcenter_worker_heap_released_bytes",
+                                           "RSS this worker's heap trims gave back to the OS")
+            released.add_metric([], trimmer.released_bytes)
+            yield from (trims, released)
         lag = GaugeMetricFamily("callcenter_consumer_lag_messages", "Records behind the end of each owned partition",
                                 labels=["topic", "partition"])
         # Only the topics the agents consume: the consumer is also assigned the tables' changelog topics,

@@ -139,6 +139,7 @@ def install_pages(app: faust.App, pipeline: Any) -> None:
             body = render(collector.collect()).encode()
             if faust_registry is not None:
                 body += generate_latest(faust_registry)
+            pipeline.heap.rendered(len(body))
             return AiohttpResponse(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
     # Any stage-2 table routes by queue: they share the partitioning of call-outcomes (key = queue).
     queue_table = pipeline.queue_table

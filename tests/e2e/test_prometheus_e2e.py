@@ -96,6 +96,8 @@ EXPECTED_LABELS: dict[str, frozenset[str]] = {
     "callcenter_queue_idle": frozenset({"queue"}),
     "callcenter_processed_offset": frozenset({"topic", "partition"}),
     "callcenter_events_partition_idle": frozenset({"partition"}),
+    "callcenter_worker_heap_trims_total": frozenset(),
+    "callcenter_worker_heap_released_bytes_total": frozenset(),
     **{name: WINDOW_LABELS for name in (*JOURNEY_WINDOW_COUNTS, *JOURNEY_WINDOW_RATES, *FCR_WINDOW_FAMILIES)},
     "callcenter_fcr_decisions_total": frozenset({"queue", "decision"}),
 }
