@@ -194,7 +194,9 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
     async def refresh_foresight() -> None:
         # Off the readers' path, a slice of the event loop at a time (streamer/export/foresight_blocks.py).
         if pipeline.foresight.readers():
-            pipeline.foresight.refresh(queues.plain_queues(), int(time.time() * 1000))
+            lag = sum(n for (topic, _), n in pipeline.consumer_lag().items() if topic == settings.events_topic)
+            pipeline.foresight.refresh(queues.plain_queues(), int(time.time() * 1000),
+                                       behind=lag > foresight_blocks.CATCH_UP_LAG_RECORDS)
 
     @app.timer(heap.QUIET_SECONDS)
     async def trim_heap() -> None:

@@ -10,8 +10,9 @@ customer of their own, between two steps of as many plain callers: its growth le
 caller, is the cost of one tracked customer (the customer stage's state: the contact, kept for the
 repeat and FCR windows). RSS is read from /proc (VmRSS) as the median of five readings after
 one /metrics read and a settling pause, in which the worker hands back what the step and the page
-freed (streamer/app/heap.py), as it does after any burst of work. The queue step comes first because it is small: after a hundred thousand calls, the
-stores' flushes move RSS by more than a few hundred queues take.
+freed (streamer/app/heap.py), as it does after any burst of work. The queue step comes first
+because it is small: after a hundred thousand calls, the stores' flushes move RSS by more than a few
+hundred queues take.
 """
 
 from __future__ import annotations

@@ -83,3 +83,24 @@ def test_a_block_without_a_projection_is_refreshed_within_a_second():
     assert blocks.refresh(queues, T0 + 1_000) == ["q0"]
     queues["q0"].foresight_memo = (T0, {"projected_service_level": 0.8})
     assert blocks.refresh(queues, T0 + 4_999) == [] and blocks.refresh(queues, T0 + 5_000) == ["q0"]
+
+
+def test_catching_up_refreshes_only_missing_and_old_blocks_then_all_of_them_once_caught_up():
+    from streamer.export.foresight_blocks import CATCH_UP_REFRESH_MS
+
+    queues = states(3)
+    blocks = ForesightBlocks(clock=Clock())
+    blocks.read(queues)
+    assert blocks.refresh(queues, T0, behind=True) == ["q0", "q1", "q2"]  # none had a block: computed
+    # Behind, a block older than the normal period is not due until the catch-up period has passed.
+    assert blocks.refresh(queues, T0 + 6_000, behind=True) == []
+    queues["q1"].foresight_memo = None
+    assert blocks.refresh(queues, T0 + 7_000, behind=True) == ["q1"]
+    assert blocks.refresh(queues, T0 + CATCH_UP_REFRESH_MS, behind=True) == ["q0", "q2"]
+    # Caught up: every block computed while behind is due at once, though younger than the normal
+    # period, the oldest first; after that the normal period applies again.
+    caught_up = T0 + CATCH_UP_REFRESH_MS + 1_000
+    assert blocks.refresh(queues, caught_up) == ["q1", "q0", "q2"]
+    assert all(foresight.computed_at(state) == caught_up for state in queues.values())
+    assert blocks.refresh(queues, caught_up + 500) == []
+    assert blocks.refresh(queues, caught_up + foresight.FORESIGHT_REFRESH_MS) == ["q0", "q1", "q2"]
