@@ -14,7 +14,7 @@ from typing import Any
 import faust
 import orjson
 
-from streamer.app import bulk, heap, records
+from streamer.app import bulk, gc_tuning, heap, records
 from streamer.app.bulk import PartitionedTable, assigned_partitions, committed_offsets, quiet_monitor_class, raw_table
 from streamer.app.customers import CustomerOutputs, CustomerStage
 from streamer.app.health import Health
@@ -84,6 +84,7 @@ def _processed(applied: int | None, committed: int | None) -> int | None:
 def create_app(settings: WorkerSettings | None = None, config: Config | None = None) -> faust.App:
     settings = settings or load_worker_settings()
     config = config or load_config()
+    gc_tuning.tune()
     app = faust.App(
         settings.app_id,
         broker=settings.broker_urls,
@@ -210,6 +211,7 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
         install_stop_deadline(asyncio.get_running_loop())
 
     assigned_at: dict[str, float] = {}
+    frozen: list[bool] = []
 
     @app.on_partitions_assigned.connect
     async def on_assigned(app: faust.App, assigned: set, **kwargs: Any) -> None:
@@ -225,6 +227,9 @@ def create_app(settings: WorkerSettings | None = None, config: Config | None = N
             customers.partition(partition)
         for partition in assigned_partitions(app, settings.outcomes_topic):
             queues.partition_states(partition)
+        if not frozen:
+            frozen.append(True)
+            gc_tuning.freeze_startup_objects()  # the app and what was recovered: no later collection scans them
         # Faust logs the steps of a recovery; this is the figure to watch: assignment to ready.
         started = assigned_at.pop("at", None)
         if started is not None:
