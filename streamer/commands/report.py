@@ -44,8 +44,11 @@ def _lines(paths: list[str]) -> Iterator[bytes]:
 def run(args: argparse.Namespace) -> int:
     import orjson
 
+    from streamer.app import gc_tuning
     from streamer.core.config import ConfigError, load_config
     from streamer.core.report import Report
+
+    gc_tuning.tune()  # the report holds every open call as a worker does: the same collector settings
 
     try:
         config = load_config(args.config)
