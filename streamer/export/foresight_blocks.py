@@ -42,7 +42,7 @@ class ForesightBlocks:
                  work_clock: Callable[[], float] = time.perf_counter) -> None:
         self.clock, self.work_clock = clock, work_clock
         self.read_at: float | None = None
-        self.behind_at_ms: int | None = None  # the last instant the worker was catching up
+        self.computed_behind: set[str] = set()  # queues whose last block was computed while catching up
 
     def read(self, states: Mapping[str, QueueState]) -> dict[str, dict[str, Any]]:
         """Queue -> its last foresight block (PENDING before its first)."""
@@ -59,10 +59,8 @@ class ForesightBlocks:
         if not self.readers():
             return []
         began = self.work_clock()
-        if behind:
-            self.behind_at_ms = now_ms
         due = sorted((at if (at := foresight.computed_at(state)) is not None else -1, queue)
-                     for queue, state in states.items() if self._due(state, now_ms, behind))
+                     for queue, state in states.items() if self._due(queue, state, now_ms, behind))
         done = []
         for _, queue in due:
             if done and self.work_clock() - began >= budget_seconds:
@@ -70,14 +68,18 @@ class ForesightBlocks:
             states[queue].foresight_memo = None  # due by this object's rules, which forecast() does not know
             foresight.forecast(states[queue], now_ms)
             done.append(queue)
+            if behind:
+                self.computed_behind.add(queue)
+            else:
+                self.computed_behind.discard(queue)
         return done
 
-    def _due(self, state: QueueState, now_ms: int, behind: bool) -> bool:
+    def _due(self, queue: str, state: QueueState, now_ms: int, behind: bool) -> bool:
         at = foresight.computed_at(state)
         if at is None:
             return True
         if behind:
             return not 0 <= now_ms - at < CATCH_UP_REFRESH_MS
-        if self.behind_at_ms is not None and at <= self.behind_at_ms:
+        if queue in self.computed_behind:
             return True  # computed while catching up: the oldest, so replaced first
         return foresight.due(state, now_ms)

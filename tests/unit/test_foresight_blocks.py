@@ -104,3 +104,12 @@ def test_catching_up_refreshes_only_missing_and_old_blocks_then_all_of_them_once
     assert all(foresight.computed_at(state) == caught_up for state in queues.values())
     assert blocks.refresh(queues, caught_up + 500) == []
     assert blocks.refresh(queues, caught_up + foresight.FORESIGHT_REFRESH_MS) == ["q0", "q1", "q2"]
+
+
+def test_a_block_recomputed_after_the_catch_up_is_not_due_again_within_the_same_second():
+    queues = states(1)
+    blocks = ForesightBlocks(clock=Clock())
+    blocks.read(queues)
+    assert blocks.refresh(queues, T0 + 50, behind=True) == ["q0"]
+    assert blocks.refresh(queues, T0 + 250) == ["q0"]  # caught up 0.2 s later: replaced once
+    assert blocks.refresh(queues, T0 + 450) == []
